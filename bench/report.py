@@ -1,0 +1,221 @@
+"""Turn a run's measurements into a table, ratios and a target verdict, and write RESULTS.md.
+
+Ratios compare numbers taken in the same run: each row's req/s against MLServer's better
+configuration (the one with more req/s at the highest concurrency) and against the ceiling,
+at the same concurrency.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from loadgen import Measurement
+
+TARGET_FACTOR = 3.0  # ModelPort must serve at least this many times MLServer's better config
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured point."""
+
+    system: str
+    endpoint: str
+    concurrency: int
+    measurement: Measurement
+
+
+@dataclass
+class Run:
+    """Everything RESULTS.md reports besides the rows."""
+
+    command: str
+    date: str
+    duration_s: float
+    warmup_s: float
+    server_core: int
+    client_core: int
+    wrk: str
+    summaries: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, dict[str, str]] = field(default_factory=dict)
+    pinning: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    peers: set[str] = field(default_factory=set)
+    elapsed_s: float = 0.0
+
+
+def machine() -> dict[str, str]:
+    """nproc, CPU model, kernel, memory and the runner's python."""
+    cpu = "?"
+    for line in _read("/proc/cpuinfo").splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory = "?"
+    for line in _read("/proc/meminfo").splitlines():
+        if line.startswith("MemTotal"):
+            memory = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    return {
+        "nproc": str(os.cpu_count()),
+        "CPU": cpu,
+        "kernel": platform.release(),
+        "memory": memory,
+        "runner python": platform.python_version(),
+    }
+
+
+def mlserver_best(rows: list[Row]) -> str | None:
+    """The MLServer configuration with the most req/s at the highest concurrency measured."""
+    candidates = [r for r in rows if r.system.startswith("mlserver")]
+    if not candidates:
+        return None
+    top = max(r.concurrency for r in candidates)
+    at_top = [r for r in candidates if r.concurrency == top]
+    return max(at_top, key=lambda r: r.measurement.rps).system
+
+
+def table(rows: list[Row]) -> list[str]:
+    """An aligned Markdown table of every row, with the two ratios."""
+    best = mlserver_best(rows)
+    best_rps = {r.concurrency: r.measurement.rps for r in rows if r.system == best}
+    ceiling = {r.concurrency: r.measurement.rps for r in rows if r.system == "asgi-ceiling"}
+    header = [
+        "system",
+        "endpoint",
+        "conc.",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        f"x {best or 'MLServer'}",
+        "% of ceiling",
+    ]
+    cells = [header]
+    for r in rows:
+        m = r.measurement
+        cells.append(
+            [
+                r.system,
+                r.endpoint,
+                str(r.concurrency),
+                f"{m.rps:,.0f}",
+                f"{m.p50_ms:.2f}",
+                f"{m.p99_ms:.2f}",
+                str(m.errors),
+                _ratio(m.rps, best_rps.get(r.concurrency), "x"),
+                _ratio(m.rps, ceiling.get(r.concurrency), "%"),
+            ]
+        )
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    right = {2, 3, 4, 5, 6, 7, 8}
+    lines = []
+    for n, row in enumerate(cells):
+        padded = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        ]
+        lines.append("| " + " | ".join(padded) + " |")
+        if n == 0:
+            lines.append(
+                "|"
+                + "|".join(
+                    "-" * (w + 1) + (":" if i in right else "-") for i, w in enumerate(widths)
+                )
+                + "|"
+            )
+    return lines
+
+
+def verdict(rows: list[Row], peers: set[str]) -> list[str]:
+    """Whether each ModelPort endpoint meets the target at the highest concurrency."""
+    mine = [r for r in rows if r.system == "modelport"]
+    best = mlserver_best(rows)
+    if not mine or best is None:
+        return ["Target not evaluated: it needs ModelPort and MLServer in the same run."]
+    top = max(r.concurrency for r in mine)
+    best_rps = next(r.measurement.rps for r in rows if r.system == best and r.concurrency == top)
+    peer_rows = [r for r in rows if r.system in peers and r.concurrency == top]
+    if not peer_rows:
+        return ["Target not evaluated: no peer was measured at the same concurrency."]
+    lowest = min(peer_rows, key=lambda r: r.measurement.p99_ms)
+    lines = []
+    for r in (r for r in mine if r.concurrency == top):
+        m = r.measurement
+        fast = m.rps >= TARGET_FACTOR * best_rps
+        lower = m.p99_ms < lowest.measurement.p99_ms
+        status = "met" if fast and lower and m.errors == 0 else "NOT met"
+        lines.append(
+            f"- ModelPort {r.endpoint} at concurrency {top}: **{status}** — {m.rps:,.0f} req/s "
+            f"= {m.rps / best_rps:.2f}x {best} (target >= {TARGET_FACTOR:g}x); p99 "
+            f"{m.p99_ms:.2f} ms vs lowest peer p99 {lowest.measurement.p99_ms:.2f} ms "
+            f"({lowest.system}); {m.errors} errors"
+        )
+    return lines
+
+
+def write(path: Path, run: Run, rows: list[Row]) -> None:
+    """Write RESULTS.md."""
+    out = [
+        "# ModelPort benchmark results",
+        "",
+        f"Produced by `{run.command}` on {run.date} in {run.elapsed_s / 60:.1f} minutes "
+        "(environment creation included).",
+        "",
+        "## Machine",
+        "",
+    ]
+    out += [f"- {k}: {v}" for k, v in machine().items()]
+    out += [
+        "",
+        "## Method",
+        "",
+        f"Each server runs alone, pinned to core {run.server_core} (`taskset`, inherited "
+        f"by worker processes); the load generator, {run.wrk} with one thread, is pinned to "
+        f"core {run.client_core}. Every request is a one-row prediction on the demo "
+        "LinearRegression (`make_regression(n_samples=1000, n_features=10, noise=10.0, "
+        "random_state=42)`, 80/20 split, seed 42) sent over loopback with keep-alive. "
+        "Before any load, each server's prediction for one fixed row is checked against "
+        f"the reference to 1e-6. Each endpoint is warmed up for {run.warmup_s:g} s at the "
+        f"highest concurrency, then measured for {run.duration_s:g} s per concurrency. "
+        "Errors are non-2xx answers plus socket errors (timeout 5 s).",
+        "",
+        "## Results",
+        "",
+    ]
+    out += table(rows)
+    out += [
+        "",
+        "Ratios are taken within this run, at the same concurrency.",
+        "",
+        "## Target",
+        "",
+        f"ModelPort's `/predict` and V2 `/infer` each serve at least {TARGET_FACTOR:g}x "
+        "MLServer's better configuration, with a p99 lower than every peer's "
+        f"({', '.join(sorted(run.peers))}; the constant-answer ceiling is not a peer).",
+        "",
+    ]
+    out += verdict(rows, run.peers)
+    out += ["", "## Systems", ""]
+    for name, summary in run.summaries.items():
+        versions = ", ".join(f"{k} {v}" for k, v in run.versions.get(name, {}).items())
+        pinning = run.pinning.get(name, "")
+        out.append(f"- **{name}**: {summary}. {versions}." + (f" {pinning}." if pinning else ""))
+    if run.failures:
+        out += ["", "## Failures", ""]
+        out += [f"- **{name}**: {reason}" for name, reason in run.failures.items()]
+    path.write_text("\n".join(out) + "\n")
+
+
+def _ratio(value: float, reference: float | None, kind: str) -> str:
+    if not reference:
+        return "-"
+    return f"{value / reference:.2f}x" if kind == "x" else f"{100 * value / reference:.1f}%"
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""

@@ -1,0 +1,215 @@
+"""Benchmark ModelPort side by side with its peers, print a table and write bench/RESULTS.md.
+
+    python bench/run.py                    # every system, 10 s per point (about 5 minutes)
+    python bench/run.py --only mlserver    # systems whose name starts with "mlserver"
+    python bench/run.py --skip-peers       # ModelPort alone
+    python bench/run.py --duration 3       # a quick look
+
+Any Python 3.11 or 3.12 runs it: it needs only the standard library, creates the peers'
+virtual environments under bench/.envs/ on first use, and serves ModelPort from the
+repository's .venv (`make`), or from `--modelport-venv`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from envs import BENCH_DIR, ensure_env, package_versions
+from loadgen import ensure_wrk, measure, write_script, wrk_version
+from report import Row, Run, table, verdict, write
+from servers import ServerError, pinned_processes, running, verify
+from systems import HOST, SYSTEMS, Context, System
+
+WORK_DIR = BENCH_DIR / ".work"
+MODEL_ENVS = ("flask", "mlserver")  # environments whose servers load model.joblib
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    names = ", ".join(s.name for s in SYSTEMS)
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"run the systems whose name starts with NAME (repeatable): {names}",
+    )
+    parser.add_argument("--skip-peers", action="store_true", help="run ModelPort alone")
+    parser.add_argument("--skip-modelport", action="store_true", help="run the peers alone")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per point (10)")
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="seconds of warm-up per endpoint, 0 for none (2)"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[1, 32],
+        help="open connections per point (1 32)",
+    )
+    parser.add_argument(
+        "--modelport-venv",
+        type=Path,
+        default=BENCH_DIR.parent / ".venv",
+        help="virtual environment with modelport installed (.venv)",
+    )
+    parser.add_argument("--server-core", type=int, default=0, help="core for servers (0)")
+    parser.add_argument("--client-core", type=int, default=1, help="core for wrk (1)")
+    parser.add_argument(
+        "--start-timeout",
+        type=float,
+        default=120.0,
+        help="seconds a server may take to become ready (120)",
+    )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=BENCH_DIR / "RESULTS.md",
+        help="where to write the report (bench/RESULTS.md)",
+    )
+    return parser.parse_args(argv)
+
+
+def select(args: argparse.Namespace) -> list[System]:
+    chosen = [s for s in SYSTEMS if not args.only or any(s.name.startswith(p) for p in args.only)]
+    if args.skip_peers:
+        chosen = [s for s in chosen if s.name == "modelport"]
+    if args.skip_modelport:
+        chosen = [s for s in chosen if s.name != "modelport"]
+    if not chosen:
+        raise SystemExit("no system selected")
+    return chosen
+
+
+def prepare_models(chosen: list[System], pythons: dict[str, Path]) -> tuple[list[float], float]:
+    """Train the demo model in each environment that loads it; return the reference row."""
+    envs = [e for e in MODEL_ENVS if any(s.env_name == e for s in chosen)]
+    if not envs:  # only ModelPort and/or the ceiling: train once just for the reference
+        envs = ["modelport"] if _imports(pythons["modelport"], "sklearn, joblib") else ["flask"]
+        if envs == ["flask"] and "flask" not in pythons:
+            pythons["flask"] = ensure_env("flask")
+    for env in envs:
+        python = pythons[env]
+        train = [
+            str(python),
+            str(BENCH_DIR / "peers" / "train_demo.py"),
+            str(WORK_DIR / "models" / env),
+        ]
+        if subprocess.run(train).returncode != 0:
+            raise SystemExit(f"training the demo model with {python} failed")
+    reference = json.loads((WORK_DIR / "models" / envs[0] / "reference.json").read_text())
+    return reference["row"], reference["prediction"]
+
+
+def _imports(python: Path, modules: str) -> bool:
+    if not python.exists():
+        return False
+    return (
+        subprocess.run([str(python), "-c", f"import {modules}"], capture_output=True).returncode
+        == 0
+    )
+
+
+def bench_system(
+    system: System, ctx: Context, expected: float, args: argparse.Namespace, wrk: str, run: Run
+) -> list[Row]:
+    """Start one system, check its answers, load each endpoint, stop it."""
+    server = system.build(ctx)
+    (WORK_DIR / "logs").mkdir(parents=True, exist_ok=True)
+    log = WORK_DIR / "logs" / f"{system.name}.log"
+    print(f"\n== {system.name}: starting (log: {log.relative_to(BENCH_DIR.parent)})", flush=True)
+    rows = []
+    with running(server, args.server_core, log, args.start_timeout) as pid:
+        for endpoint in server.endpoints:
+            verify(server, endpoint, expected)
+        for number, endpoint in enumerate(server.endpoints):
+            script = write_script(
+                WORK_DIR / f"{system.name}-{number}.lua", endpoint.body, server.headers
+            )
+            url = f"http://{HOST}:{server.port}{endpoint.path}"
+            if args.warmup > 0:
+                measure(wrk, url, script, max(args.concurrency), args.warmup, args.client_core)
+            for connections in args.concurrency:
+                m = measure(wrk, url, script, connections, args.duration, args.client_core)
+                print(
+                    f"   {endpoint.label:10} c={connections:<3} {m.rps:9,.0f} req/s  "
+                    f"p50 {m.p50_ms:7.2f} ms  p99 {m.p99_ms:7.2f} ms  errors {m.errors}",
+                    flush=True,
+                )
+                rows.append(Row(system.name, endpoint.label, connections, m))
+        tree = pinned_processes(pid)
+    cores = set().union(*tree.values())
+    if cores != {args.server_core}:
+        raise ServerError(f"processes ran on cores {sorted(cores)}, not {args.server_core}")
+    noun = "process" if len(tree) == 1 else "processes"
+    run.pinning[system.name] = f"{len(tree)} {noun}, all pinned to core {args.server_core}"
+    return rows
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    chosen = select(args)
+    usable = os.sched_getaffinity(0)
+    if not {args.server_core, args.client_core} <= usable or args.server_core == args.client_core:
+        raise SystemExit(f"need two distinct usable cores; this process may use {sorted(usable)}")
+    started = time.monotonic()
+    wrk = ensure_wrk()
+    WORK_DIR.mkdir(parents=True, exist_ok=True)
+    pythons = {"modelport": args.modelport_venv.absolute() / "bin" / "python"}
+    for env in sorted({s.env_name for s in chosen if s.env_name}):
+        pythons[env] = ensure_env(env)
+    row, expected = prepare_models(chosen, pythons)
+    run = Run(
+        command=shlex.join(["python", "bench/run.py", *argv]),
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        duration_s=args.duration,
+        warmup_s=args.warmup,
+        server_core=args.server_core,
+        client_core=args.client_core,
+        wrk=wrk_version(wrk),
+        peers={s.name for s in chosen if s.is_peer},
+    )
+    points = sum(2 if s.name == "modelport" else 1 for s in chosen) * len(args.concurrency)
+    print(
+        f"reference prediction {expected!r}; about {points * args.duration / 60:.1f} min "
+        "of load to go",
+        flush=True,
+    )
+    rows: list[Row] = []
+    admin_key = secrets.token_urlsafe(32)
+    for system in chosen:
+        env = system.env_name or "modelport"
+        run.summaries[system.name] = system.summary
+        run.versions[system.name] = package_versions(pythons[env], system.packages)
+        ctx = Context(
+            python=pythons[env],
+            work_dir=WORK_DIR,
+            row=row,
+            admin_key=admin_key,
+            model_dir=WORK_DIR / "models" / env,
+        )
+        try:
+            rows += bench_system(system, ctx, expected, args, wrk, run)
+        except (ServerError, RuntimeError, OSError) as exc:
+            run.failures[system.name] = str(exc).replace("\n", "\n  ")
+            print(f"   FAILED: {exc}", file=sys.stderr, flush=True)
+    run.elapsed_s = time.monotonic() - started
+    print("\n" + "\n".join(table(rows)) + "\n\n" + "\n".join(verdict(rows, run.peers)))
+    write(args.output, run, rows)
+    (WORK_DIR / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    print(f"\nwrote {args.output} ({run.elapsed_s / 60:.1f} min)")
+    return 1 if run.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""Protocol adapters: the only layer that knows HTTP (and, later, gRPC and OpenAI)."""

@@ -1,0 +1,35 @@
+"""Fast JSON responses for the hot path (orjson, numpy arrays serialised natively)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.responses import Response
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY
+
+
+def json_ready(array: np.ndarray) -> Any:
+    """An array orjson can write: numeric arrays as they are, text as a list of str."""
+    if array.dtype.kind in "biuf":
+        return np.ascontiguousarray(array)
+    return [_text(item) for item in array.ravel().tolist()] if array.ndim else array.tolist()
+
+
+def _text(item: Any) -> Any:
+    if isinstance(item, bytes):
+        return item.decode("utf-8", errors="replace")
+    return item
+
+
+def json_response(
+    content: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        orjson.dumps(content, option=_OPTIONS),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )

@@ -1,0 +1,5 @@
+"""The Python SDK: a typed client for the ModelPort REST API, on httpx."""
+
+from modelport.client.client import Client
+
+__all__ = ["Client"]

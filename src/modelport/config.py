@@ -1,0 +1,56 @@
+"""Settings, read from the environment with the prefix ``MODELPORT_`` (data only)."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the server needs to start; passed down, never imported as a global."""
+
+    model_config = SettingsConfigDict(env_prefix="MODELPORT_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    data_dir: Path = Path("modelport-data")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default SQLite under the data dir"
+    )
+    admin_key: SecretStr | None = Field(
+        default=None, description="bootstrap admin key; generated on first start when unset"
+    )
+    no_auth: bool = False
+    allow_pickle: bool = False
+    default_model: str | None = Field(
+        default="demo-linear", description="reference served by POST /predict"
+    )
+    demo: bool = Field(default=True, description="register the demo model on an empty registry")
+    max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
+    max_request_bytes: int = Field(default=64 * 1024**2, gt=0)
+    max_json_depth: int = Field(default=32, gt=1)
+    max_batch_size: int = Field(default=256, gt=0)
+    log_level: str = "info"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'modelport.db').resolve()}"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.data_dir / "artifacts"
+
+
+def is_loopback(host: str) -> bool:
+    """True when ``host`` names only this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

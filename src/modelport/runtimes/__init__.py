@@ -1,0 +1,1 @@
+"""Runtimes: code that recognises, loads and runs one model format."""

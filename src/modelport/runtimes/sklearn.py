@@ -1,0 +1,183 @@
+"""scikit-learn runtime: skops files load safely; pickles only when trusted.
+
+Heavy imports (sklearn, skops, joblib) happen inside functions so that the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from modelport.errors import ForbiddenError, InvalidInputError, UnavailableError
+from modelport.runtimes.base import InspectedArtifact
+from modelport.runtimes.dtypes import datatype_of
+from modelport.runtimes.formats import ArtifactFormat, detect_format
+from modelport.runtimes.sklearn_trusted import TRUSTED_SKOPS_TYPES
+from modelport.types import Datatype, Signature, TensorSpec
+
+PICKLE_REFUSED = (
+    "this file is a pickle/joblib file: loading it would run whatever code it contains, so "
+    "ModelPort refuses it. Save the model with skops instead (skops.io.dump(model, "
+    "'model.skops')), or let the CLI convert it on your own machine: "
+    "`modelport models push FILE --name NAME --convert skops`"
+)
+TEXT_VECTORIZERS = ("CountVectorizer", "TfidfVectorizer", "HashingVectorizer")
+
+
+def load_estimator(path: Path, fmt: ArtifactFormat, trusted: bool, allow_pickle: bool) -> Any:
+    """Deserialise an estimator. Pickles need both a trusted version and ``allow_pickle``."""
+    if fmt is ArtifactFormat.SKOPS:
+        return _load_skops(path)
+    if not (trusted and allow_pickle):
+        raise ForbiddenError(
+            "this version is a pickle and the server does not allow pickles "
+            "(start it with --allow-pickle to serve trusted pickle versions)"
+        )
+    import joblib
+
+    return joblib.load(path)
+
+
+def _load_skops(path: Path) -> Any:
+    import skops.io as sio
+
+    try:
+        untrusted = sio.get_untrusted_types(file=path)
+    except Exception as exc:
+        raise InvalidInputError(f"the skops file could not be read: {exc}") from None
+    refused = sorted(set(untrusted) - TRUSTED_SKOPS_TYPES)
+    if refused:
+        raise InvalidInputError(
+            "the skops file contains types that ModelPort does not trust: "
+            + ", ".join(refused)
+            + ". Only scikit-learn estimators and their fitted internals are accepted"
+        )
+    try:
+        return sio.load(path, trusted=list(untrusted))
+    except Exception as exc:
+        raise InvalidInputError(f"the skops file could not be loaded: {exc}") from None
+
+
+def inspect_artifact(
+    path: Path, allow_pickle: bool, uploader_is_admin: bool, signature: Signature | None
+) -> InspectedArtifact:
+    """Check that an upload is a loadable scikit-learn model and describe it."""
+    fmt = detect_format(path)
+    trusted = False
+    if fmt is ArtifactFormat.PICKLE:
+        if not allow_pickle:
+            raise InvalidInputError(PICKLE_REFUSED)
+        if not uploader_is_admin:
+            raise ForbiddenError(
+                "pickle uploads are accepted only from admin keys, because loading them runs "
+                "code; ask an admin, or push a skops file instead"
+            )
+        trusted = True
+    estimator = load_estimator(path, fmt, trusted=trusted, allow_pickle=allow_pickle)
+    if not hasattr(estimator, "predict"):
+        raise InvalidInputError(
+            f"the file holds a {type(estimator).__name__}, which has no predict method"
+        )
+    import sklearn
+
+    return InspectedArtifact(
+        format=fmt.value,
+        framework="sklearn",
+        framework_version=sklearn.__version__,
+        signature=signature or infer_signature(estimator),
+        params=_estimator_params(estimator),
+        trusted=trusted,
+    )
+
+
+def _estimator_params(estimator: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {"estimator": type(estimator).__name__}
+    get_params = getattr(estimator, "get_params", None)
+    if get_params is None:
+        return params
+    for key, value in get_params(deep=False).items():
+        if value is None or isinstance(value, bool | int | float | str):
+            params[key] = value
+    return params
+
+
+def _takes_text(estimator: Any) -> bool:
+    steps = getattr(estimator, "steps", None)
+    first = steps[0][1] if steps else estimator
+    return type(first).__name__ in TEXT_VECTORIZERS
+
+
+def infer_signature(estimator: Any) -> Signature:
+    """Build the V2 signature from what a fitted estimator knows about itself."""
+    if _takes_text(estimator):
+        inputs = [TensorSpec(name="input", datatype=Datatype.BYTES, shape=[-1])]
+    else:
+        n_features = getattr(estimator, "n_features_in_", None)
+        if n_features is None:
+            raise InvalidInputError(
+                f"cannot tell how many features {type(estimator).__name__} expects; pass a "
+                "signature with the upload"
+            )
+        parameters: dict[str, Any] = {}
+        names = getattr(estimator, "feature_names_in_", None)
+        if names is not None:
+            parameters["feature_names"] = [str(name) for name in names]
+        inputs = [
+            TensorSpec(
+                name="features",
+                datatype=Datatype.FP64,
+                shape=[-1, int(n_features)],
+                parameters=parameters,
+            )
+        ]
+    classes = getattr(estimator, "classes_", None)
+    if classes is not None:
+        outputs = [
+            TensorSpec(
+                name="predict",
+                datatype=datatype_of(np.asarray(classes).dtype),
+                shape=[-1],
+                parameters={"classes": np.asarray(classes).tolist()},
+            )
+        ]
+        if hasattr(estimator, "predict_proba"):
+            outputs.append(
+                TensorSpec(name="predict_proba", datatype=Datatype.FP64, shape=[-1, len(classes)])
+            )
+    else:
+        outputs = [TensorSpec(name="predict", datatype=Datatype.FP64, shape=[-1])]
+    return Signature(inputs=inputs, outputs=outputs)
+
+
+class SklearnModel:
+    """A loaded scikit-learn estimator."""
+
+    def __init__(self, estimator: Any, signature: Signature) -> None:
+        self.estimator = estimator
+        self.signature = signature
+        self._text = signature.inputs[0].datatype is Datatype.BYTES
+
+    def predict(self, inputs: np.ndarray, outputs: frozenset[str]) -> dict[str, np.ndarray]:
+        import sklearn
+
+        if self._text:
+            inputs = np.asarray([_as_text(item) for item in inputs], dtype=object)
+        results: dict[str, np.ndarray] = {}
+        # Inputs were validated (finite, numeric, right width) before they got here.
+        with sklearn.config_context(assume_finite=True):
+            if "predict" in outputs:
+                results["predict"] = np.asarray(self.estimator.predict(inputs))
+            if "predict_proba" in outputs:
+                if not hasattr(self.estimator, "predict_proba"):
+                    raise UnavailableError("this model has no predict_proba output")
+                results["predict_proba"] = np.asarray(self.estimator.predict_proba(inputs))
+        return results
+
+    def unload(self) -> None:
+        self.estimator = None
+
+
+def _as_text(item: Any) -> str:
+    return item.decode("utf-8") if isinstance(item, bytes) else str(item)

@@ -1,0 +1,1 @@
+"""Assembles the application: storage, registry, keys, DataPlane and the adapters."""

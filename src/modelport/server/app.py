@@ -1,0 +1,81 @@
+"""``create_app(settings)``: the FastAPI application with its lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+import modelport
+from modelport.access.keys import KeyStore
+from modelport.api.errors import install_error_handlers
+from modelport.api.rest import docs, keys, models, predict, v2, versions
+from modelport.api.state import Services
+from modelport.config import Settings
+from modelport.registry import Registry
+from modelport.registry.references import parse_reference
+from modelport.serving.dataplane import DataPlane
+from modelport.serving.model_cache import ModelCache
+from modelport.server.banner import print_banner
+from modelport.server.bootstrap import bootstrap
+from modelport.storage.artifacts import ArtifactStore
+from modelport.storage.db import create_db_engine, create_session_factory, run_migrations
+
+log = logging.getLogger(__name__)
+
+
+def build_services(settings: Settings) -> tuple[Services, object]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_db_engine(settings.resolved_database_url)
+    run_migrations(engine)
+    sessions = create_session_factory(engine)
+    artifacts = ArtifactStore(settings.artifacts_dir)
+    registry = Registry(sessions, artifacts)
+    cache = ModelCache(artifacts, settings.allow_pickle, settings.max_batch_size)
+    services = Services(settings, registry, KeyStore(sessions), DataPlane(registry, cache))
+    return services, engine
+
+
+async def _warm_default_model(services: Services) -> None:
+    if not services.settings.default_model:
+        return
+    try:
+        await services.dataplane.served(parse_reference(services.settings.default_model))
+    except modelport.ModelPortError as exc:
+        log.warning("default model %s is not servable yet: %s", services.settings.default_model, exc)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services, engine = await run_in_threadpool(build_services, settings)
+        result = await run_in_threadpool(bootstrap, settings, services.registry, services.keys)
+        app.state.services = services
+        await _warm_default_model(services)
+        print_banner(settings, result)
+        app.state.ready = True
+        try:
+            yield
+        finally:
+            app.state.ready = False
+            await services.dataplane.close()
+            engine.dispose()  # type: ignore[attr-defined]
+
+    app = FastAPI(
+        title="ModelPort",
+        version=modelport.__version__,
+        summary="Trained models as fast, safe network services.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.ready = False
+    install_error_handlers(app)
+    for router in (v2.router, predict.router, models.router, versions.router, keys.router,
+                   docs.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,1 @@
+"""The DataPlane: resolve a reference, load the version once, batch, predict."""

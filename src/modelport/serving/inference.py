@@ -1,0 +1,38 @@
+"""The DataPlane's request and response types; protocol adapters convert to and from them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from modelport.types import Datatype
+
+
+@dataclass
+class Tensor:
+    """A named tensor: V2 datatype, shape and its data as a numpy array of that shape."""
+
+    name: str
+    datatype: Datatype
+    shape: list[int]
+    data: np.ndarray
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class InferenceRequest:
+    inputs: list[Tensor]
+    outputs: list[str] | None = None
+    id: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class InferenceResponse:
+    model_name: str
+    model_version: int
+    outputs: list[Tensor]
+    id: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)

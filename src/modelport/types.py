@@ -1,0 +1,159 @@
+"""Leaf types shared by every layer: tensor specs, signatures, roles and records."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+"""Model, alias and dataset names: no separators, no ``..``, at most 128 characters."""
+
+DEFAULT_ALIAS = "production"
+
+
+class Datatype(StrEnum):
+    """Open Inference Protocol V2 tensor datatypes."""
+
+    BOOL = "BOOL"
+    UINT8 = "UINT8"
+    UINT16 = "UINT16"
+    UINT32 = "UINT32"
+    UINT64 = "UINT64"
+    INT8 = "INT8"
+    INT16 = "INT16"
+    INT32 = "INT32"
+    INT64 = "INT64"
+    FP16 = "FP16"
+    FP32 = "FP32"
+    FP64 = "FP64"
+    BF16 = "BF16"
+    BYTES = "BYTES"
+
+
+class Role(StrEnum):
+    """API key roles, from most to least powerful."""
+
+    ADMIN = "admin"
+    EDITOR = "editor"
+    PREDICT = "predict"
+
+
+class Scope(StrEnum):
+    """What a route needs. Each role grants a set of scopes (see ``access.roles``)."""
+
+    READ = "read"
+    PREDICT = "predict"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+class TensorSpec(BaseModel):
+    """One named tensor of a signature; ``-1`` marks a free dimension."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    datatype: Datatype
+    shape: list[int]
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("shape")
+    @classmethod
+    def _dims_are_valid(cls, shape: list[int]) -> list[int]:
+        if any(dim < -1 for dim in shape):
+            raise ValueError("shape dimensions must be >= 0, or -1 for a free dimension")
+        return shape
+
+
+class Signature(BaseModel):
+    """Inputs and outputs of a model version, as V2 tensor specs."""
+
+    inputs: list[TensorSpec] = Field(default_factory=list)
+    outputs: list[TensorSpec] = Field(default_factory=list)
+
+
+class ModelInfo(BaseModel):
+    """A registered model (a named family of versions)."""
+
+    name: str
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    created_by: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    latest_version: int | None = None
+    aliases: dict[str, int] = Field(default_factory=dict)
+
+
+class VersionInfo(BaseModel):
+    """One immutable version of a model."""
+
+    model: str
+    version: int
+    artifact_sha256: str
+    artifact_size: int
+    format: str
+    framework: str
+    framework_version: str
+    signature: Signature
+    params: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    description: str = ""
+    trusted: bool = False
+    created_by: str | None = None
+    created_at: datetime
+    aliases: list[str] = Field(default_factory=list)
+
+
+class AliasInfo(BaseModel):
+    """An alias and the version it points to."""
+
+    model: str
+    alias: str
+    version: int
+    updated_by: str | None = None
+    updated_at: datetime
+
+
+class AliasMove(BaseModel):
+    """One entry of an alias's history; ``version`` is None when the alias was removed."""
+
+    model: str
+    alias: str
+    from_version: int | None
+    version: int | None
+    moved_by: str | None = None
+    moved_at: datetime
+
+
+class KeyInfo(BaseModel):
+    """An API key as the registry keeps it: never the secret, only its prefix."""
+
+    id: int
+    prefix: str
+    name: str
+    role: Role
+    created_by: str | None = None
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class CreatedKey(KeyInfo):
+    """A key just created: the only time the secret is shown."""
+
+    key: str
+
+
+class Principal(BaseModel):
+    """Who is calling: the key's id, a display name and its role."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_id: int | None
+    name: str
+    role: Role
