@@ -12,6 +12,7 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cpuload import NOISY
 from loadgen import Measurement
 
 TARGET_FACTOR = 3.0  # ModelPort must serve at least this many times MLServer's better config
@@ -25,6 +26,7 @@ class Row:
     endpoint: str
     concurrency: int
     measurement: Measurement
+    others_cpu: float = 0.0  # share of one core used by other processes meanwhile
 
 
 @dataclass
@@ -91,6 +93,7 @@ def table(rows: list[Row]) -> list[str]:
         "errors",
         f"x {best or 'MLServer'}",
         "% of ceiling",
+        "others' CPU",
     ]
     cells = [header]
     for r in rows:
@@ -106,10 +109,11 @@ def table(rows: list[Row]) -> list[str]:
                 str(m.errors),
                 _ratio(m.rps, best_rps.get(r.concurrency), "x"),
                 _ratio(m.rps, ceiling.get(r.concurrency), "%"),
+                f"{100 * r.others_cpu:.1f}%",
             ]
         )
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    right = {2, 3, 4, 5, 6, 7, 8}
+    right = {2, 3, 4, 5, 6, 7, 8, 9}
     lines = []
     for n, row in enumerate(cells):
         padded = [
@@ -126,6 +130,21 @@ def table(rows: list[Row]) -> list[str]:
                 + "|"
             )
     return lines
+
+
+def noise_note(rows: list[Row]) -> list[str]:
+    """A warning when other processes used the machine during some points, else nothing."""
+    noisy = [r for r in rows if r.others_cpu > NOISY]
+    if not noisy:
+        return []
+    worst = max(noisy, key=lambda r: r.others_cpu)
+    return [
+        f"**Noisy run**: other processes used more than {100 * NOISY:.0f}% of a core during "
+        f"{len(noisy)} of {len(rows)} points (up to {100 * worst.others_cpu:.0f}%, "
+        f"{worst.system} {worst.endpoint} at concurrency {worst.concurrency}); rerun on a "
+        "quiet machine before drawing conclusions.",
+        "",
+    ]
 
 
 def verdict(rows: list[Row], peers: set[str]) -> list[str]:
@@ -175,7 +194,8 @@ def write(path: Path, run: Run, rows: list[Row]) -> None:
         f"by worker processes); the load generator, {run.wrk} with one thread, is pinned to "
         f"core {run.client_core}. Every request is a one-row prediction on the demo "
         "LinearRegression (`make_regression(n_samples=1000, n_features=10, noise=10.0, "
-        "random_state=42)`, 80/20 split, seed 42) sent over loopback with keep-alive. "
+        "random_state=42)`, 80/20 split, seed 42) sent over loopback with keep-alive "
+        "(gunicorn's sync worker closes each connection after answering, so wrk reconnects). "
         "Before any load, each server's prediction for one fixed row is checked against "
         f"the reference to 1e-6. Each endpoint is warmed up for {run.warmup_s:g} s at the "
         f"highest concurrency, then measured for {run.duration_s:g} s per concurrency. "
@@ -187,8 +207,10 @@ def write(path: Path, run: Run, rows: list[Row]) -> None:
     out += table(rows)
     out += [
         "",
-        "Ratios are taken within this run, at the same concurrency.",
+        'Ratios are taken within this run, at the same concurrency. "others\' CPU" is the '
+        "share of one core that processes outside the benchmark used during the point.",
         "",
+        *noise_note(rows),
         "## Target",
         "",
         f"ModelPort's `/predict` and V2 `/infer` each serve at least {TARGET_FACTOR:g}x "

@@ -6,6 +6,7 @@ spawned (MLServer's parallel workers); those inherit the core pinning from their
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import os
@@ -134,7 +135,7 @@ def log_tail(log_path: Path, lines: int = 25) -> str:
 
 def _open(
     port: int, path: str, body: bytes | None, headers: dict[str, str], timeout: float
-) -> urllib.request.addinfourl:
+) -> http.client.HTTPResponse:
     request = urllib.request.Request(
         f"http://{HOST}:{port}{path}",
         data=body,
@@ -143,7 +144,7 @@ def _open(
     )
     # Loopback only: never route through a proxy from the environment.
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    response: urllib.request.addinfourl = opener.open(request, timeout=timeout)
+    response: http.client.HTTPResponse = opener.open(request, timeout=timeout)
     return response
 
 

@@ -7,8 +7,9 @@ The public Python API is the client::
     client.predict("house-price", [[0.1, 0.2, 0.3]])
 """
 
+from modelport.about import VERSION
 from modelport.client import Client
 from modelport.errors import ModelPortError
 
 __all__ = ["Client", "ModelPortError", "__version__"]
-__version__ = "0.1.0"
+__version__ = VERSION

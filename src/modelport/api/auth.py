@@ -26,27 +26,29 @@ class ScopeCheck:
 
     async def __call__(self, connection: HTTPConnection) -> Principal:
         services: Services = connection.app.state.services
-        if services.settings.no_auth:
-            return ANONYMOUS_ADMIN
-        key = bearer_key(connection.headers.get("authorization"))
-        hit, principal = services.keys.cached(key)
-        if not hit:
-            principal = await run_in_threadpool(services.keys.verify, key)
-        if principal is None:
-            raise UnauthenticatedError("the API key is not valid or was revoked")
-        if not role_allows(principal.role, self.scope):
-            raise ForbiddenError(
-                f"a '{principal.role.value}' key cannot do this; it needs the "
-                f"'{self.scope.value}' scope"
-            )
-        return principal
+        return await authorize(services, connection.headers.get("authorization"), self.scope)
+
+
+async def authorize(services: Services, authorization: str | None, scope: Scope) -> Principal:
+    """The caller behind an ``Authorization`` header, if its role grants ``scope``."""
+    if services.settings.no_auth:
+        return ANONYMOUS_ADMIN
+    key = bearer_key(authorization)
+    hit, principal = services.keys.cached(key)
+    if not hit:
+        principal = await run_in_threadpool(services.keys.verify, key)
+    if principal is None:
+        raise UnauthenticatedError("the API key is not valid or was revoked")
+    if not role_allows(principal.role, scope):
+        raise ForbiddenError(
+            f"a '{principal.role.value}' key cannot do this; it needs the '{scope.value}' scope"
+        )
+    return principal
 
 
 def bearer_key(header: str | None) -> str:
     if not header:
-        raise UnauthenticatedError(
-            "missing API key: send the header 'Authorization: Bearer <key>'"
-        )
+        raise UnauthenticatedError("missing API key: send the header 'Authorization: Bearer <key>'")
     scheme, _, key = header.partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key:

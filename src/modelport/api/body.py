@@ -15,8 +15,8 @@ JSON_CONTENT_TYPES = frozenset(
 )
 
 
-def check_json_content_type(request: Request) -> None:
-    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+def check_json_content_type(content_type: str) -> None:
+    media_type = content_type.split(";", 1)[0].strip().lower()
     if media_type in JSON_CONTENT_TYPES or media_type.endswith("+json"):
         return
     raise UnsupportedMediaTypeError(
@@ -32,22 +32,22 @@ async def read_body(request: Request, limit: int) -> bytes:
         if not declared.isdigit():
             raise InvalidInputError("Content-Length must be a non-negative integer")
         if int(declared) > limit:
-            raise TooLargeError(_too_large(limit))
+            raise TooLargeError(too_large_message(limit))
         body = await request.body()
         if len(body) > limit:
-            raise TooLargeError(_too_large(limit))
+            raise TooLargeError(too_large_message(limit))
         return body
     chunks = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise TooLargeError(_too_large(limit))
+            raise TooLargeError(too_large_message(limit))
         chunks.append(chunk)
     return b"".join(chunks)
 
 
-def _too_large(limit: int) -> str:
+def too_large_message(limit: int) -> str:
     return (
         f"request body is larger than the limit of {limit} bytes; send fewer rows per "
         "request (or raise MODELPORT_MAX_REQUEST_BYTES on the server)"
@@ -61,7 +61,7 @@ def parse_json(body: bytes) -> Any:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
         reason = str(exc)
-        if "recursion" in reason.lower():
+        if "recursion" in reason.lower() or "depth limit" in reason.lower():
             raise InvalidInputError("the JSON body is nested too deeply") from None
         if any(token in body for token in (b"NaN", b"Infinity")):
             raise InvalidInputError(
@@ -71,9 +71,10 @@ def parse_json(body: bytes) -> Any:
         raise InvalidInputError(f"the body is not valid JSON: {reason}") from None
 
 
-async def read_json_object(request: Request, limit: int) -> dict[str, Any]:
-    check_json_content_type(request)
-    document = parse_json(await read_body(request, limit))
+def json_object(body: bytes, content_type: str) -> dict[str, Any]:
+    """The body as a JSON object, after checking its content type."""
+    check_json_content_type(content_type)
+    document = parse_json(body)
     if not isinstance(document, dict):
-        raise InvalidInputError("the JSON body must be an object, e.g. {\"features\": [[...]]}")
+        raise InvalidInputError('the JSON body must be an object, e.g. {"features": [[...]]}')
     return document

@@ -45,13 +45,19 @@ _CODE_BY_HTTP_STATUS: dict[int, ErrorCode] = {
 }
 
 
-def error_response(path: str, code: ErrorCode, message: str) -> Response:
+def error_body(path: str, code: ErrorCode, message: str) -> tuple[int, bytes, dict[str, str]]:
+    """Status, JSON body and extra headers for a domain error on ``path``."""
     status = HTTP_STATUS[code]
     if path == "/v2" or path.startswith("/v2/"):
         body = orjson.dumps({"error": message})
     else:
         body = orjson.dumps({"error": {"code": code.value, "message": message}})
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    return status, body, headers
+
+
+def error_response(path: str, code: ErrorCode, message: str) -> Response:
+    status, body, headers = error_body(path, code, message)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 

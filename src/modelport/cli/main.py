@@ -19,16 +19,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 models_app = typer.Typer(help="Push, list, show and delete models.", no_args_is_help=True)
-alias_app = typer.Typer(help="Point aliases (production, staging, ...) at versions.",
-                        no_args_is_help=True)
+alias_app = typer.Typer(
+    help="Point aliases (production, staging, ...) at versions.", no_args_is_help=True
+)
 keys_app = typer.Typer(help="Create, list and revoke API keys (admin).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 app.add_typer(alias_app, name="alias")
 app.add_typer(keys_app, name="keys")
 
-UrlOption = Annotated[
-    str | None, typer.Option("--url", envvar="MODELPORT_URL", help="Server URL.")
-]
+UrlOption = Annotated[str | None, typer.Option("--url", envvar="MODELPORT_URL", help="Server URL.")]
 KeyOption = Annotated[
     str | None,
     typer.Option("--api-key", envvar="MODELPORT_API_KEY", help="API key.", show_default=False),
@@ -158,9 +157,7 @@ def list_models(url: UrlOption = None, api_key: KeyOption = None) -> None:
 
 @models_app.command("show")
 @clean_errors
-def show(
-    name: str, url: UrlOption = None, api_key: KeyOption = None
-) -> None:
+def show(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """Show a model and its versions as JSON."""
     client = _client(url, api_key)
     model = client.get_model(name).model_dump(mode="json")
@@ -233,7 +230,9 @@ def keys_create(
     if role not in ("admin", "editor", "predict"):
         raise fail("--role must be admin, editor or predict")
     created = _client(url, api_key).create_key(name, role)
-    console.print(f"created key {created.id} ({created.role.value}); store it now, it is shown once:")
+    console.print(
+        f"created key {created.id} ({created.role.value}); store it now, it is shown once:"
+    )
     print(created.key)
 
 
@@ -246,8 +245,14 @@ def keys_list(url: UrlOption = None, api_key: KeyOption = None) -> None:
     table = Table("id", "prefix", "name", "role", "created", "revoked")
     for key in _client(url, api_key).list_keys():
         revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
-        table.add_row(str(key.id), key.prefix, key.name, key.role.value,
-                      key.created_at.isoformat(timespec="seconds"), revoked)
+        table.add_row(
+            str(key.id),
+            key.prefix,
+            key.name,
+            key.role.value,
+            key.created_at.isoformat(timespec="seconds"),
+            revoked,
+        )
     console.print(table)
 
 

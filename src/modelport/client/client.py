@@ -213,7 +213,9 @@ class Client:
     ) -> dict[str, Any]:
         """Open Inference Protocol V2 JSON inference; returns the response document."""
         path = f"/v2/models/{name}" + (f"/versions/{version}" if version else "") + "/infer"
-        result: dict[str, Any] = self._request("POST", path, json={"inputs": inputs, **extra}).json()
+        result: dict[str, Any] = self._request(
+            "POST", path, json={"inputs": inputs, **extra}
+        ).json()
         return result
 
     def ready(self) -> bool:

@@ -7,6 +7,7 @@ so concurrent uploads to one model get distinct numbers on SQLite and PostgreSQL
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -165,10 +166,12 @@ class Registry:
 
     def _blob_in_use(self, sha256: str) -> bool:
         return self._run(
-            lambda session: session.scalar(
-                select(VersionRow.id).where(VersionRow.artifact_sha256 == sha256).limit(1)
+            lambda session: (
+                session.scalar(
+                    select(VersionRow.id).where(VersionRow.artifact_sha256 == sha256).limit(1)
+                )
+                is not None
             )
-            is not None
         )
 
     # versions -----------------------------------------------------------------------------
@@ -189,10 +192,8 @@ class Registry:
         """Register a committed blob as the model's next version (creating the model)."""
         validate_name(name)
         if create_model:
-            try:
+            with contextlib.suppress(ConflictError):
                 self.create_model(name, created_by=created_by)
-            except ConflictError:
-                pass
 
         def work(session: Session) -> VersionInfo:
             model = session.scalar(select(ModelRow).where(ModelRow.name == name))

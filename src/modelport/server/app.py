@@ -9,18 +9,19 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
-import modelport
+from modelport.about import VERSION
 from modelport.access.keys import KeyStore
 from modelport.api.errors import install_error_handlers
 from modelport.api.rest import docs, keys, models, predict, v2, versions
 from modelport.api.state import Services
 from modelport.config import Settings
+from modelport.errors import ModelPortError
 from modelport.registry import Registry
 from modelport.registry.references import parse_reference
-from modelport.serving.dataplane import DataPlane
-from modelport.serving.model_cache import ModelCache
 from modelport.server.banner import print_banner
 from modelport.server.bootstrap import bootstrap
+from modelport.serving.dataplane import DataPlane
+from modelport.serving.model_cache import ModelCache
 from modelport.storage.artifacts import ArtifactStore
 from modelport.storage.db import create_db_engine, create_session_factory, run_migrations
 
@@ -44,8 +45,10 @@ async def _warm_default_model(services: Services) -> None:
         return
     try:
         await services.dataplane.served(parse_reference(services.settings.default_model))
-    except modelport.ModelPortError as exc:
-        log.warning("default model %s is not servable yet: %s", services.settings.default_model, exc)
+    except ModelPortError as exc:
+        log.warning(
+            "default model %s is not servable yet: %s", services.settings.default_model, exc
+        )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -66,7 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(
         title="ModelPort",
-        version=modelport.__version__,
+        version=VERSION,
         summary="Trained models as fast, safe network services.",
         lifespan=lifespan,
         docs_url=None,
@@ -75,7 +78,13 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.ready = False
     install_error_handlers(app)
-    for router in (v2.router, predict.router, models.router, versions.router, keys.router,
-                   docs.router):
+    for router in (
+        v2.router,
+        predict.router,
+        models.router,
+        versions.router,
+        keys.router,
+        docs.router,
+    ):
         app.include_router(router)
     return app

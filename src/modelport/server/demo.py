@@ -55,7 +55,9 @@ def register_demo_model(registry: Registry) -> VersionInfo:
         path = Path(scratch) / "demo-linear.skops"
         sio.dump(demo.estimator, path)
         blob = registry.artifacts.put_file(path, max_bytes=path.stat().st_size)
-        inspected = inspect_artifact(path, allow_pickle=False, uploader_is_admin=True, signature=None)
+        inspected = inspect_artifact(
+            path, allow_pickle=False, uploader_is_admin=True, signature=None
+        )
     registry.create_model(
         DEMO_MODEL,
         description="The tutorial's LinearRegression on a synthetic regression set (demo).",
@@ -67,8 +69,11 @@ def register_demo_model(registry: Registry) -> VersionInfo:
         blob,
         inspected,
         metrics=demo.metrics,
-        params={"dataset": "make_regression(n_samples=1000, n_features=10, noise=10)",
-                "test_size": 0.2, "random_state": SEED},
+        params={
+            "dataset": "make_regression(n_samples=1000, n_features=10, noise=10)",
+            "test_size": 0.2,
+            "random_state": SEED,
+        },
         description="LinearRegression trained by `modelport serve` on first start",
         created_by="modelport",
         create_model=False,

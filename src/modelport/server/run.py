@@ -12,6 +12,7 @@ from modelport.errors import InvalidInputError
 def run_server(overrides: dict[str, Any]) -> None:
     import uvicorn
 
+    from modelport.api.fastpath import FastPath
     from modelport.server.app import create_app
 
     settings = Settings(**overrides)
@@ -20,9 +21,11 @@ def run_server(overrides: dict[str, Any]) -> None:
             f"--no-auth is refused on {settings.host}: without keys the server may only "
             "listen on a loopback address (127.0.0.1, ::1, localhost)"
         )
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
+    )
     uvicorn.run(
-        create_app(settings),
+        FastPath(create_app(settings)),
         host=settings.host,
         port=settings.port,
         loop="uvloop",

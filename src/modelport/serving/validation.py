@@ -26,8 +26,7 @@ def check_features(version: VersionInfo, features: np.ndarray) -> np.ndarray:
     ):
         raise InvalidInputError(
             f"input '{spec.name}' has shape {_shape_text(features.shape)} but the model "
-            f"expects {_shape_text(spec.shape)}"
-            + _width_hint(spec, features)
+            f"expects {_shape_text(spec.shape)}" + _width_hint(spec, features)
         )
     rows = features.astype(np.float64, copy=False)
     if not np.isfinite(rows).all():

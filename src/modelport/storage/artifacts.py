@@ -137,8 +137,7 @@ class ArtifactStore:
         path = self.blob_path(sha256)
         if not path.is_file():
             raise ArtifactCorruptError(
-                f"artifact {sha256[:12]} is missing from the artifact store; "
-                "re-upload this version"
+                f"artifact {sha256[:12]} is missing from the artifact store; re-upload this version"
             )
         digest = hashlib.sha256()
         with path.open("rb") as stream:

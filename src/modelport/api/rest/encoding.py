@@ -24,6 +24,17 @@ def _text(item: Any) -> Any:
     return item
 
 
+def dump_json(content: Any) -> bytes:
+    return orjson.dumps(content, option=_OPTIONS)
+
+
+def reply_response(reply: Any) -> Response:
+    """A Starlette response for a handler's ``Reply``."""
+    return Response(
+        reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers
+    )
+
+
 def json_response(
     content: Any, status_code: int = 200, headers: dict[str, str] | None = None
 ) -> Response:

@@ -98,9 +98,7 @@ async def set_alias(
     validate_name(name)
     validate_alias(alias)
     registry = services_of(request).registry
-    return await run_in_threadpool(
-        registry.set_alias, name, alias, body.version, principal.name
-    )
+    return await run_in_threadpool(registry.set_alias, name, alias, body.version, principal.name)
 
 
 @router.delete("/models/{name}/aliases/{alias}", status_code=204, summary="Remove an alias")

@@ -74,7 +74,11 @@ def _register(
         uploader_is_admin=principal.role is Role.ADMIN,
         signature=_signature(form),
     )
-    metrics, params, tags = _metrics(form), _json_field(form, "params", {}), _string_map(form, "tags")
+    metrics, params, tags = (
+        _metrics(form),
+        _json_field(form, "params", {}),
+        _string_map(form, "tags"),
+    )
     blob = writer.commit()
     registry = services.registry
     version = registry.create_version(
@@ -101,7 +105,9 @@ async def upload_version(
     ``metrics``, ``params``, ``tags``, ``signature``. The model is created when missing."""
     validate_name(name)
     services = services_of(request)
-    form = await stream_upload(request, services.registry.artifacts, services.settings.max_upload_bytes)
+    form = await stream_upload(
+        request, services.registry.artifacts, services.settings.max_upload_bytes
+    )
     assert form.file is not None
     writer = form.file
     try:

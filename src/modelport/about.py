@@ -1,0 +1,3 @@
+"""The package version (a leaf module, importable from every layer)."""
+
+VERSION = "0.1.0"

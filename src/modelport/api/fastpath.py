@@ -1,0 +1,178 @@
+"""The inference fast path: a thin ASGI layer in front of the FastAPI app.
+
+FastAPI's routing and dependency machinery costs more per request than a one-row
+prediction, so the hot routes (``/predict``, ``/models/{ref}/predict``, V2 ``infer``) are
+matched here first and answered by the same framework-free handlers that back their
+documented FastAPI routes. Every hot route declares its scope, checked by the same
+``authorize`` as every other route; everything else falls through to FastAPI.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from modelport.api.auth import authorize
+from modelport.api.body import too_large_message
+from modelport.api.errors import error_body
+from modelport.api.handlers import Reply, default_reference, handle_infer, handle_predict
+from modelport.api.state import Services
+from modelport.errors import ErrorCode, InvalidInputError, ModelPortError, TooLargeError
+from modelport.registry.references import Reference, parse_reference, parse_version_selector
+from modelport.types import Scope
+
+log = logging.getLogger(__name__)
+
+ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+Handler = Callable[[Services, Reference, bytes, str], Awaitable[Reply]]
+Resolver = Callable[[Services, list[str]], Reference]
+
+
+@dataclass(frozen=True)
+class HotRoute:
+    """A POST route served by the fast path; ``{...}`` segments are parameters."""
+
+    path: str
+    scope: Scope
+    handler: Handler
+    reference: Resolver
+
+    @property
+    def segments(self) -> tuple[str, ...]:
+        return tuple(self.path.strip("/").split("/"))
+
+
+HOT_ROUTES: tuple[HotRoute, ...] = (
+    HotRoute("/predict", Scope.PREDICT, handle_predict, lambda s, _: default_reference(s)),
+    HotRoute(
+        "/models/{ref}/predict",
+        Scope.PREDICT,
+        handle_predict,
+        lambda _, params: parse_reference(params[0]),
+    ),
+    HotRoute(
+        "/models/{name}/versions/{version}/predict",
+        Scope.PREDICT,
+        handle_predict,
+        lambda _, params: parse_version_selector(params[0], params[1]),
+    ),
+    HotRoute(
+        "/v2/models/{name}/infer",
+        Scope.PREDICT,
+        handle_infer,
+        lambda _, params: parse_version_selector(params[0], None),
+    ),
+    HotRoute(
+        "/v2/models/{name}/versions/{version}/infer",
+        Scope.PREDICT,
+        handle_infer,
+        lambda _, params: parse_version_selector(params[0], params[1]),
+    ),
+)
+
+
+class _ClientGone(Exception):
+    pass
+
+
+def _match(path: str) -> tuple[HotRoute, list[str]] | None:
+    parts = path.strip("/").split("/")
+    for route in HOT_ROUTES:
+        segments = route.segments
+        if len(segments) != len(parts):
+            continue
+        params: list[str] = []
+        for want, got in zip(segments, parts, strict=True):
+            if want.startswith("{"):
+                if not got:
+                    break
+                params.append(got)
+            elif want != got:
+                break
+        else:
+            return route, params
+    return None
+
+
+async def _read_body(receive: Any, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError(too_large_message(limit))
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _send(send: Any, status: int, body: bytes, headers: dict[str, str]) -> None:
+    raw_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    raw_headers.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class FastPath:
+    """ASGI app: serves ``HOT_ROUTES`` directly, passes everything else to ``app``."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        matched = _match(scope["path"])
+        if matched is None:
+            await self.app(scope, receive, send)
+            return
+        route, params = matched
+        try:
+            reply = await self._handle(scope, receive, route, params)
+        except _ClientGone:
+            return
+        except ModelPortError as exc:
+            status, body, headers = error_body(scope["path"], exc.code, exc.message)
+            await _send(send, status, body, headers)
+            return
+        except Exception:
+            log.exception("unexpected error on POST %s", scope["path"])
+            status, body, headers = error_body(
+                scope["path"], ErrorCode.INTERNAL, "internal server error; see the server log"
+            )
+            await _send(send, status, body, headers)
+            return
+        await _send(send, reply.status, reply.body, reply.headers)
+
+    async def _handle(
+        self, scope: dict[str, Any], receive: Any, route: HotRoute, params: list[str]
+    ) -> Reply:
+        services: Services = self.app.state.services
+        authorization = content_type = content_length = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"content-type":
+                content_type = value.decode("latin-1")
+            elif name == b"content-length":
+                content_length = value
+        await authorize(services, authorization, route.scope)
+        limit = services.settings.max_request_bytes
+        if content_length is not None:
+            if not content_length.isdigit():
+                raise InvalidInputError("Content-Length must be a non-negative integer")
+            if int(content_length) > limit:
+                raise TooLargeError(too_large_message(limit))
+        reference = route.reference(services, params)
+        body = await _read_body(receive, limit)
+        return await route.handler(services, reference, body, content_type or "")

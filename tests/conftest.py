@@ -1,0 +1,41 @@
+"""Shared fixtures: real server processes on free ports, real models, real databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from tests.servers import ServerProcess, start_server
+
+ADMIN_KEY = "mp_test-admin-key-0123456789abcdefghijklmnop"
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One shared server on SQLite with the demo model; admin key ``ADMIN_KEY``."""
+    with start_server(tmp_path_factory.mktemp("shared") / "data", admin_key=ADMIN_KEY) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def admin(server: ServerProcess) -> Iterator[httpx.Client]:
+    with server.http(ADMIN_KEY) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def editor_key(admin: httpx.Client) -> str:
+    response = admin.post("/api/v1/keys", json={"name": "editor", "role": "editor"})
+    assert response.status_code == 201, response.text
+    key: str = response.json()["key"]
+    return key
+
+
+@pytest.fixture(scope="session")
+def predict_key(admin: httpx.Client) -> str:
+    response = admin.post("/api/v1/keys", json={"name": "predictor", "role": "predict"})
+    assert response.status_code == 201, response.text
+    key: str = response.json()["key"]
+    return key
