@@ -69,7 +69,10 @@ def package_versions(python: Path, names: tuple[str, ...]) -> dict[str, str]:
         "out.update({n: v(n) for n in sys.argv[1:]})\n"
         "print(json.dumps(out))\n"
     )
-    done = subprocess.run([str(python), "-c", code, *names], capture_output=True, text=True)
+    try:
+        done = subprocess.run([str(python), "-c", code, *names], capture_output=True, text=True)
+    except OSError:
+        return {"python": "?"}
     if done.returncode != 0:
         return {"python": "?"}
     versions: dict[str, str] = json.loads(done.stdout)

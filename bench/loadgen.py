@@ -7,9 +7,10 @@ request count and exact latency percentiles (in microseconds) on one line for pa
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 RESULT_MARK = "BENCH_RESULT"
@@ -37,6 +38,10 @@ class Measurement:
     p99_ms: float
     non_2xx: int
     socket_errors: int
+    client_cpu: float = 0.0  # share of its core wrk used; near 1.0 it, not the server, limits
+
+    def with_client_cpu(self, seconds: float) -> Measurement:
+        return replace(self, client_cpu=seconds / self.seconds if self.seconds else 0.0)
 
     @property
     def rps(self) -> float:
@@ -105,10 +110,11 @@ def measure(
         str(script),
         url,
     ]
+    before = _children_cpu()
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     for line in done.stdout.splitlines():
         if line.startswith(RESULT_MARK):
-            return _parse(line)
+            return _parse(line).with_client_cpu(_children_cpu() - before)
     raise RuntimeError(f"wrk gave no result (exit {done.returncode}):\n{done.stdout}{done.stderr}")
 
 
@@ -124,3 +130,8 @@ def _parse(line: str) -> Measurement:
         non_2xx=status,
         socket_errors=sum(socket),
     )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime

@@ -93,6 +93,7 @@ def table(rows: list[Row]) -> list[str]:
         "errors",
         f"x {best or 'MLServer'}",
         "% of ceiling",
+        "wrk CPU",
         "others' CPU",
     ]
     cells = [header]
@@ -109,11 +110,12 @@ def table(rows: list[Row]) -> list[str]:
                 str(m.errors),
                 _ratio(m.rps, best_rps.get(r.concurrency), "x"),
                 _ratio(m.rps, ceiling.get(r.concurrency), "%"),
+                f"{100 * m.client_cpu:.0f}%",
                 f"{100 * r.others_cpu:.1f}%",
             ]
         )
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    right = {2, 3, 4, 5, 6, 7, 8, 9}
+    right = {2, 3, 4, 5, 6, 7, 8, 9, 10}
     lines = []
     for n, row in enumerate(cells):
         padded = [
@@ -139,8 +141,8 @@ def noise_note(rows: list[Row]) -> list[str]:
         return []
     worst = max(noisy, key=lambda r: r.others_cpu)
     return [
-        f"**Noisy run**: other processes used more than {100 * NOISY:.0f}% of a core during "
-        f"{len(noisy)} of {len(rows)} points (up to {100 * worst.others_cpu:.0f}%, "
+        f"**Noisy run**: other processes (or steal) took more than {100 * NOISY:.0f}% of a "
+        f"core during {len(noisy)} of {len(rows)} points (up to {100 * worst.others_cpu:.0f}%, "
         f"{worst.system} {worst.endpoint} at concurrency {worst.concurrency}); rerun on a "
         "quiet machine before drawing conclusions.",
         "",
@@ -207,8 +209,10 @@ def write(path: Path, run: Run, rows: list[Row]) -> None:
     out += table(rows)
     out += [
         "",
-        'Ratios are taken within this run, at the same concurrency. "others\' CPU" is the '
-        "share of one core that processes outside the benchmark used during the point.",
+        "Ratios are taken within this run, at the same concurrency. `wrk CPU` is the share "
+        "of its core the load generator used: near 100%, wrk rather than the server sets the "
+        "pace. `others' CPU` is the share of a core that processes outside the benchmark, "
+        "and the hypervisor's steal time, took during the point.",
         "",
         *noise_note(rows),
         "## Target",

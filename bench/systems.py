@@ -91,6 +91,8 @@ def build_modelport(ctx: Context) -> Server:
     shutil.rmtree(data_dir, ignore_errors=True)  # an empty data dir makes it train the demo
     port = free_port()
     executable = ctx.python.parent / "modelport"
+    if not executable.exists():
+        raise FileNotFoundError(f"no {executable}: run `make` first, or pass --modelport-venv")
     argv = [
         str(executable),
         "serve",

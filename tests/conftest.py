@@ -39,3 +39,11 @@ def predict_key(admin: httpx.Client) -> str:
     assert response.status_code == 201, response.text
     key: str = response.json()["key"]
     return key
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    from tests.postgres import postgres_server
+
+    with postgres_server() as url:
+        yield url
