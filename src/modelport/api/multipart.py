@@ -139,4 +139,5 @@ async def stream_upload(
     if not collector.ended:
         collector.form.file.discard()
         raise InvalidInputError("the upload was cut off before it finished")
+    collector.form.file.close()
     return collector.form

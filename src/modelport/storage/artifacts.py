@@ -59,12 +59,17 @@ class BlobWriter:
         self._hash.update(chunk)
         self._file.write(chunk)
 
+    def close(self) -> None:
+        """Finish writing: the temp file is complete and durable, but not yet visible."""
+        if not self._closed:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._closed = True
+
     def commit(self) -> StoredBlob:
         """Make the blob durable and visible under its hash."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        self._closed = True
+        self.close()
         sha = self._hash.hexdigest()
         final = self._store.blob_path(sha)
         final.parent.mkdir(parents=True, exist_ok=True)
