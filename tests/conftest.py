@@ -42,8 +42,17 @@ def predict_key(admin: httpx.Client) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
+def postgres_server_url() -> Iterator[str]:
     from tests.postgres import postgres_server
 
     with postgres_server() as url:
         yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server_url: str) -> str:
+    """The PostgreSQL database, emptied for this test."""
+    from tests.postgres import empty_database
+
+    empty_database(postgres_server_url)
+    return postgres_server_url

@@ -59,8 +59,19 @@ def postgres_server() -> Iterator[str]:
     log = root / "postgres.log"
     subprocess.run(  # no pipes: the server would inherit them and never let them close
         _as_postgres(
-            [str(pg_bin / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options,
-             "-w", "-t", "60", "start"]
+            [
+                str(pg_bin / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
         ),
         check=True,
         stdout=subprocess.DEVNULL,
@@ -68,7 +79,9 @@ def postgres_server() -> Iterator[str]:
     )
     try:
         database = f"modelport_{uuid.uuid4().hex[:8]}"
-        run(str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database)
+        run(
+            str(pg_bin / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", database
+        )
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/{database}"
     finally:
         subprocess.run(
@@ -77,3 +90,14 @@ def postgres_server() -> Iterator[str]:
             stderr=subprocess.DEVNULL,
         )
         shutil.rmtree(root, ignore_errors=True)
+
+
+def empty_database(url: str) -> None:
+    """Drop every table (a fresh ``public`` schema) so a test starts from nothing."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()

@@ -72,9 +72,7 @@ def start_server(
     """Run ``modelport serve`` until the block exits; fails with the server's output if it
     does not become ready."""
     port = free_port()
-    environment = {
-        k: v for k, v in os.environ.items() if not k.startswith("MODELPORT_")
-    }
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MODELPORT_")}
     if admin_key:
         environment["MODELPORT_ADMIN_KEY"] = admin_key
     environment.update(env or {})

@@ -18,7 +18,7 @@ from modelport.api.auth import PUBLIC_PATHS, ScopeCheck
 from modelport.api.fastpath import HOT_ROUTES
 from modelport.config import Settings
 from modelport.server.app import create_app
-from tests.servers import ServerProcess, server_command, start_server
+from tests.servers import ServerProcess, start_server
 
 
 def _scope_checks(route: APIRoute) -> list[ScopeCheck]:
@@ -62,9 +62,7 @@ def test_every_route_declares_a_scope_check(tmp_path: Path) -> None:
         assert {c.scope for c in _scope_checks(documented[0])} == {hot.scope}
 
 
-def test_every_route_refuses_a_request_without_a_key(
-    tmp_path: Path, server: ServerProcess
-) -> None:
+def test_every_route_refuses_a_request_without_a_key(tmp_path: Path, server: ServerProcess) -> None:
     with server.http() as anonymous:
         for route in _app_routes(tmp_path):
             path = re.sub(r"\{[^}]+\}", "1", route.path).replace("/models/1", "/models/demo-linear")
@@ -136,9 +134,20 @@ def test_first_start_generates_and_prints_the_admin_key_once(tmp_path: Path) -> 
 
 def test_no_auth_is_refused_on_a_public_address(tmp_path: Path) -> None:
     result = subprocess.run(
-        server_command(tmp_path, 0, "--no-auth")[:-5] + ["--host", "0.0.0.0", "--no-auth",
-                                                         "--data-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "modelport",
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--no-auth",
+            "--data-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "loopback" in result.stderr
@@ -152,6 +161,7 @@ def test_no_auth_on_loopback_needs_no_key(tmp_path: Path) -> None:
 
 
 def test_python_dash_m_is_the_cli() -> None:
-    result = subprocess.run([sys.executable, "-m", "modelport", "--help"], capture_output=True,
-                            text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "modelport", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0 and "serve" in result.stdout

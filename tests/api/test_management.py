@@ -40,8 +40,15 @@ def test_model_crud(admin: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [{"name": "a/b"}, {"name": ""}, {"name": "../x"}, {"name": "x" * 300}, {"nam": "x"},
-     {"name": "ok", "tags": {"a": 1}}, {"name": "ok", "extra": True}],
+    [
+        {"name": "a/b"},
+        {"name": ""},
+        {"name": "../x"},
+        {"name": "x" * 300},
+        {"nam": "x"},
+        {"name": "ok", "tags": {"a": 1}},
+        {"name": "ok", "extra": True},
+    ],
 )
 def test_bad_model_bodies_are_rejected(admin: httpx.Client, body: dict[str, object]) -> None:
     response = admin.post("/api/v1/models", json=body)
@@ -53,8 +60,13 @@ def test_upload_infers_signature_and_records_metadata(admin: httpx.Client, tmp_p
     estimator, x = regression(n_features=4)
     path = save_skops(estimator, tmp_path / "model.skops")
     response = upload(
-        admin, "house-price", path, alias="staging", description="first",
-        metrics=json.dumps({"r2": 0.97}), params=json.dumps({"alpha": 1}),
+        admin,
+        "house-price",
+        path,
+        alias="staging",
+        description="first",
+        metrics=json.dumps({"r2": 0.97}),
+        params=json.dumps({"alpha": 1}),
         tags=json.dumps({"owner": "ds"}),
     )
     assert response.status_code == 201, response.text
@@ -69,7 +81,9 @@ def test_upload_infers_signature_and_records_metadata(admin: httpx.Client, tmp_p
     assert version["metrics"] == {"r2": 0.97}
     assert version["params"]["alpha"] == 1 and version["params"]["estimator"] == "LinearRegression"
     assert version["aliases"] == ["staging"]
-    prediction = admin.post("/models/house-price@staging/predict", json={"features": x[:3].tolist()})
+    prediction = admin.post(
+        "/models/house-price@staging/predict", json={"features": x[:3].tolist()}
+    )
     assert np.allclose(prediction.json()["prediction"], estimator.predict(x[:3]))
 
 
@@ -102,8 +116,14 @@ def test_classifier_with_string_classes(admin: httpx.Client, tmp_path: Path) -> 
     v2 = admin.post(
         "/v2/models/spam/infer",
         json={
-            "inputs": [{"name": "features", "shape": [2, 5], "datatype": "FP64",
-                        "data": x[:2].ravel().tolist()}],
+            "inputs": [
+                {
+                    "name": "features",
+                    "shape": [2, 5],
+                    "datatype": "FP64",
+                    "data": x[:2].ravel().tolist(),
+                }
+            ],
             "outputs": [{"name": "predict_proba"}, {"name": "predict"}],
         },
     ).json()
@@ -130,7 +150,10 @@ def test_text_model_takes_strings(admin: httpx.Client, tmp_path: Path) -> None:
 def test_aliases_move_and_are_removed(admin: httpx.Client, tmp_path: Path) -> None:
     for seed in (3, 4):
         upload(admin, "aliased", save_skops(regression(seed=seed)[0], tmp_path / f"{seed}.skops"))
-    assert admin.put("/api/v1/models/aliased/aliases/production", json={"version": 1}).status_code == 200
+    assert (
+        admin.put("/api/v1/models/aliased/aliases/production", json={"version": 1}).status_code
+        == 200
+    )
     row = {"features": [[0.5, 0.5, 0.5, 0.5]]}
     first = admin.post("/models/aliased/predict", json=row)
     assert first.headers["x-model-version"] == "1"
@@ -159,8 +182,12 @@ def test_aliases_move_and_are_removed(admin: httpx.Client, tmp_path: Path) -> No
     ],
 )
 def test_bad_uploads_leave_nothing_behind(
-    admin: httpx.Client, tmp_path: Path, content: bytes | None, fields: dict[str, str],
-    status: int, message: str,
+    admin: httpx.Client,
+    tmp_path: Path,
+    content: bytes | None,
+    fields: dict[str, str],
+    status: int,
+    message: str,
 ) -> None:
     path = tmp_path / "upload.bin"
     if content is None:
@@ -175,11 +202,15 @@ def test_bad_uploads_leave_nothing_behind(
 
 
 def test_upload_needs_multipart_and_a_file(admin: httpx.Client) -> None:
-    raw = admin.post("/api/v1/models/x/versions", content=b"abc",
-                     headers={"Content-Type": "application/octet-stream"})
+    raw = admin.post(
+        "/api/v1/models/x/versions",
+        content=b"abc",
+        headers={"Content-Type": "application/octet-stream"},
+    )
     assert raw.status_code == 415
-    no_file = admin.post("/api/v1/models/x/versions", data={"alias": "a"},
-                         files={"other": ("a", b"b")})
+    no_file = admin.post(
+        "/api/v1/models/x/versions", data={"alias": "a"}, files={"other": ("a", b"b")}
+    )
     assert no_file.status_code == 400 and "'file'" in no_file.json()["error"]["message"]
 
 

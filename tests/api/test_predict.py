@@ -60,7 +60,9 @@ def test_every_reference_form_reaches_the_same_version(admin: httpx.Client, path
     assert response.headers["x-model-version"] == "1"
 
 
-def test_concurrent_callers_each_get_their_own_rows(admin: httpx.Client, server: ServerProcess) -> None:
+def test_concurrent_callers_each_get_their_own_rows(
+    admin: httpx.Client, server: ServerProcess
+) -> None:
     import concurrent.futures
 
     estimator = train_demo_model().estimator
@@ -84,29 +86,63 @@ TOO_DEEP = b'{"features": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
 
 HOSTILE = [
     ("wrong feature count", b'{"features": [[1, 2, 3]]}', "application/json", 400, "10 features"),
-    ("non-numeric", b'{"features": [["a","b","c","d","e","f","g","h","i","j"]]}',
-     "application/json", 400, "numeric"),
-    ("mixed types", b'{"features": [[1, "b", 3, 4, 5, 6, 7, 8, 9, 10]]}',
-     "application/json", 400, "numeric"),
-    ("null value", b'{"features": [[null, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}',
-     "application/json", 400, "numbers"),
-    ("ragged rows", b'{"features": [[1,2,3,4,5,6,7,8,9,10],[1,2]]}', "application/json", 400,
-     "equal length"),
+    (
+        "non-numeric",
+        b'{"features": [["a","b","c","d","e","f","g","h","i","j"]]}',
+        "application/json",
+        400,
+        "numeric",
+    ),
+    (
+        "mixed types",
+        b'{"features": [[1, "b", 3, 4, 5, 6, 7, 8, 9, 10]]}',
+        "application/json",
+        400,
+        "numeric",
+    ),
+    (
+        "null value",
+        b'{"features": [[null, 2, 3, 4, 5, 6, 7, 8, 9, 10]]}',
+        "application/json",
+        400,
+        "numbers",
+    ),
+    (
+        "ragged rows",
+        b'{"features": [[1,2,3,4,5,6,7,8,9,10],[1,2]]}',
+        "application/json",
+        400,
+        "equal length",
+    ),
     ("NaN", b'{"features": [[NaN,2,3,4,5,6,7,8,9,10]]}', "application/json", 400, "NaN"),
-    ("Infinity", b'{"features": [[Infinity,2,3,4,5,6,7,8,9,10]]}', "application/json", 400,
-     "Infinity"),
-    ("overflowing number", b'{"features": [[1e999,2,3,4,5,6,7,8,9,10]]}', "application/json",
-     400, "infinity"),
+    (
+        "Infinity",
+        b'{"features": [[Infinity,2,3,4,5,6,7,8,9,10]]}',
+        "application/json",
+        400,
+        "Infinity",
+    ),
+    (
+        "overflowing number",
+        b'{"features": [[1e999,2,3,4,5,6,7,8,9,10]]}',
+        "application/json",
+        400,
+        "infinity",
+    ),
     ("bad JSON", b'{"features": [[1,2,', "application/json", 400, "not valid JSON"),
     ("empty body", b"", "application/json", 400, "empty"),
     ("not an object", b"[1, 2, 3]", "application/json", 400, "object"),
     ("missing features", b'{"rows": [[1]]}', "application/json", 400, '"features"'),
     ("features not a list", b'{"features": 5}', "application/json", 400, "list of rows"),
     ("no rows", b'{"features": []}', "application/json", 400, "at least one row"),
-    ("flat row", b'{"features": [1,2,3,4,5,6,7,8,9,10]}', "application/json", 400,
-     "list of rows"),
-    ("three dimensions", b'{"features": [[[1,2,3,4,5,6,7,8,9,10]]]}', "application/json", 400,
-     "shape"),
+    ("flat row", b'{"features": [1,2,3,4,5,6,7,8,9,10]}', "application/json", 400, "list of rows"),
+    (
+        "three dimensions",
+        b'{"features": [[[1,2,3,4,5,6,7,8,9,10]]]}',
+        "application/json",
+        400,
+        "shape",
+    ),
     ("nested too deep", TOO_DEEP, "application/json", 400, "nested too deeply"),
     ("wrong content type", b"1,2,3", "text/csv", 415, "Content-Type"),
     ("xml content type", b"<features/>", "application/xml", 415, "application/json"),
@@ -137,7 +173,9 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_stays_healthy(
     assert admin.post("/predict", json={"features": [ROW]}).status_code == 200
 
 
-def test_body_over_the_limit_is_refused_with_413(admin: httpx.Client, server: ServerProcess) -> None:
+def test_body_over_the_limit_is_refused_with_413(
+    admin: httpx.Client, server: ServerProcess
+) -> None:
     body = b'{"features": [' + b"[1,2,3,4,5,6,7,8,9,10]," * 3_200_000 + b"[1,2,3,4,5,6,7,8,9,10]]}"
     assert len(body) > 64 * 1024 * 1024
     response = admin.post("/predict", content=body, headers={"Content-Type": "application/json"})

@@ -12,8 +12,9 @@ from tests.servers import ServerProcess
 ROW = [0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, -0.8, 0.9, 1.0]
 
 
-def infer_body(data: list[float] | list[list[float]], datatype: str = "FP64",
-               shape: list[int] | None = None) -> dict[str, object]:
+def infer_body(
+    data: list[float] | list[list[float]], datatype: str = "FP64", shape: list[int] | None = None
+) -> dict[str, object]:
     array = np.asarray(data)
     return {
         "id": "req-1",
@@ -72,8 +73,22 @@ def test_infer_matches_the_model_and_names_the_version(admin: httpx.Client) -> N
     assert np.allclose(output["data"], estimator.predict(np.asarray(rows)), rtol=1e-12)
 
 
-@pytest.mark.parametrize("datatype", ["FP64", "FP32", "FP16", "INT8", "INT16", "INT32", "INT64",
-                                      "UINT8", "UINT16", "UINT32", "UINT64"])
+@pytest.mark.parametrize(
+    "datatype",
+    [
+        "FP64",
+        "FP32",
+        "FP16",
+        "INT8",
+        "INT16",
+        "INT32",
+        "INT64",
+        "UINT8",
+        "UINT16",
+        "UINT32",
+        "UINT64",
+    ],
+)
 def test_every_numeric_datatype_is_accepted(admin: httpx.Client, datatype: str) -> None:
     data = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     flat = admin.post(
@@ -105,8 +120,11 @@ HOSTILE = [
     ("no inputs", {"inputs": []}, "non-empty"),
     ("inputs not a list", {"inputs": {"name": "x"}}, "non-empty"),
     ("missing data", {"inputs": [{"name": "x", "shape": [1], "datatype": "FP64"}]}, "'data'"),
-    ("duplicate input names", {"inputs": [infer_body([ROW])["inputs"][0]] * 2},  # type: ignore[index]
-     "more than once"),
+    (
+        "duplicate input names",
+        {"inputs": [infer_body([ROW])["inputs"][0]] * 2},  # type: ignore[index]
+        "more than once",
+    ),
     ("unknown output", {**infer_body([ROW]), "outputs": [{"name": "nope"}]}, "unknown output"),
     ("bad shape type", infer_body([ROW], shape=["1", "10"]), "list of integers"),  # type: ignore[list-item]
     ("id not a string", {**infer_body([ROW]), "id": 5}, "'id'"),
@@ -127,7 +145,9 @@ def test_bad_v2_requests_get_400_in_the_v2_error_shape(
     assert server.is_healthy()
 
 
-def test_v2_errors_for_unknown_model_and_missing_key(server: ServerProcess, admin: httpx.Client) -> None:
+def test_v2_errors_for_unknown_model_and_missing_key(
+    server: ServerProcess, admin: httpx.Client
+) -> None:
     missing = admin.post("/v2/models/ghost/infer", json=infer_body([ROW]))
     assert missing.status_code == 404
     assert isinstance(missing.json()["error"], str)

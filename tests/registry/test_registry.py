@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from modelport.errors import ConflictError, InvalidInputError, NotFoundError
 from modelport.registry import Registry
@@ -31,9 +30,6 @@ def registry(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Registr
     else:
         url = request.getfixturevalue("postgres_url")
     engine = create_db_engine(url)
-    if request.param == "postgresql":
-        with engine.begin() as connection:  # a clean schema for every test
-            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     run_migrations(engine)
     yield Registry(create_session_factory(engine), ArtifactStore(tmp_path / "artifacts"))
     engine.dispose()

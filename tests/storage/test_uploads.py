@@ -60,7 +60,9 @@ def pickle_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
         yield process
 
 
-def test_allow_pickle_accepts_only_admin_uploads(pickle_server: ServerProcess, tmp_path: Path) -> None:
+def test_allow_pickle_accepts_only_admin_uploads(
+    pickle_server: ServerProcess, tmp_path: Path
+) -> None:
     with pickle_server.http(ADMIN_KEY) as admin:
         editor_key = admin.post("/api/v1/keys", json={"name": "e", "role": "editor"}).json()["key"]
         marker = tmp_path / "pwned"
@@ -85,7 +87,10 @@ def test_pickle_versions_are_not_served_once_pickles_are_disallowed(tmp_path: Pa
     estimator, x = regression()
     with start_server(data_dir, "--allow-pickle", "--no-demo", admin_key=ADMIN_KEY) as first:
         with first.http(ADMIN_KEY) as admin:
-            assert upload(admin, "legacy", save_joblib(estimator, tmp_path / "m.joblib")).status_code == 201
+            assert (
+                upload(admin, "legacy", save_joblib(estimator, tmp_path / "m.joblib")).status_code
+                == 201
+            )
     with start_server(data_dir, "--no-demo", admin_key=ADMIN_KEY) as second:
         with second.http(ADMIN_KEY) as admin:
             response = admin.post("/models/legacy/predict", json={"features": x[:1].tolist()})
@@ -100,7 +105,7 @@ def test_upload_cut_off_halfway_leaves_no_version_and_no_blob(
     blobs_before = _blob_files(server.data_dir)
     boundary = "cutoffboundary"
     head = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"m.skops\"\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="m.skops"\r\n'
         "Content-Type: application/octet-stream\r\n\r\n"
     ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
@@ -177,8 +182,19 @@ def test_corrupted_blob_is_detected_on_load(tmp_path: Path) -> None:
             error = response.json()["error"]
             assert error["code"] == "artifact_corrupt"
             assert "sha256" in error["message"] and str(data_dir) not in error["message"]
-            v2 = admin.post("/v2/models/fragile/infer", json={"inputs": [
-                {"name": "features", "shape": [1, 4], "datatype": "FP64", "data": [0, 0, 0, 0]}]})
+            v2 = admin.post(
+                "/v2/models/fragile/infer",
+                json={
+                    "inputs": [
+                        {
+                            "name": "features",
+                            "shape": [1, 4],
+                            "datatype": "FP64",
+                            "data": [0, 0, 0, 0],
+                        }
+                    ]
+                },
+            )
             assert v2.status_code == 503 and "sha256" in v2.json()["error"]
             download = admin.get("/api/v1/models/fragile/versions/1/artifact")
             assert download.status_code == 503
