@@ -10,12 +10,15 @@ import pytest
 from tests.servers import ServerProcess, start_server
 
 ADMIN_KEY = "mp_test-admin-key-0123456789abcdefghijklmnop"
+UPLOAD_LIMIT = 4 * 1024 * 1024
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One shared server on SQLite with the demo model; admin key ``ADMIN_KEY``."""
-    with start_server(tmp_path_factory.mktemp("shared") / "data", admin_key=ADMIN_KEY) as process:
+    data_dir = tmp_path_factory.mktemp("shared") / "data"
+    limits = {"MODELPORT_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}
+    with start_server(data_dir, admin_key=ADMIN_KEY, env=limits) as process:
         yield process
 
 
@@ -25,20 +28,21 @@ def admin(server: ServerProcess) -> Iterator[httpx.Client]:
         yield client
 
 
-@pytest.fixture(scope="session")
-def editor_key(admin: httpx.Client) -> str:
-    response = admin.post("/api/v1/keys", json={"name": "editor", "role": "editor"})
+def _create_key(admin: httpx.Client, role: str) -> str:
+    response = admin.post("/api/v1/keys", json={"name": f"test-{role}", "role": role})
     assert response.status_code == 201, response.text
     key: str = response.json()["key"]
     return key
+
+
+@pytest.fixture(scope="session")
+def editor_key(admin: httpx.Client) -> str:
+    return _create_key(admin, "editor")
 
 
 @pytest.fixture(scope="session")
 def predict_key(admin: httpx.Client) -> str:
-    response = admin.post("/api/v1/keys", json={"name": "predictor", "role": "predict"})
-    assert response.status_code == 201, response.text
-    key: str = response.json()["key"]
-    return key
+    return _create_key(admin, "predict")
 
 
 @pytest.fixture(scope="session")

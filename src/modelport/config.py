@@ -38,7 +38,11 @@ class Settings(BaseSettings):
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
-            return self.database_url
+            url = self.database_url
+            for plain in ("postgresql://", "postgres://"):
+                if url.startswith(plain):  # the driver ModelPort installs is psycopg 3
+                    return "postgresql+psycopg://" + url.removeprefix(plain)
+            return url
         return f"sqlite:///{(self.data_dir / 'modelport.db').resolve()}"
 
     @property

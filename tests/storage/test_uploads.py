@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests.api.test_management import upload
-from tests.conftest import ADMIN_KEY
+from tests.conftest import ADMIN_KEY, UPLOAD_LIMIT
 from tests.models import regression, save_joblib, save_skops
 from tests.servers import ServerProcess, start_server
 
@@ -127,6 +127,20 @@ def test_upload_cut_off_halfway_leaves_no_version_and_no_blob(
     assert _blob_files(server.data_dir) == blobs_before
     assert _temp_files(server.data_dir) == []
     assert upload(admin, "cutoff", tmp_path / "m.skops").json()["version"] == 1
+
+
+def test_upload_over_the_size_limit_is_refused_and_leaves_nothing(
+    admin: httpx.Client, server: ServerProcess, tmp_path: Path
+) -> None:
+    big = tmp_path / "big.skops"
+    big.write_bytes(os.urandom(UPLOAD_LIMIT + 1024))
+    blobs_before = _blob_files(server.data_dir)
+    response = upload(admin, "too-big", big)
+    assert response.status_code == 413
+    assert "MODELPORT_MAX_UPLOAD_BYTES" in response.json()["error"]["message"]
+    assert admin.get("/api/v1/models/too-big").status_code == 404
+    assert _blob_files(server.data_dir) == blobs_before
+    assert _temp_files(server.data_dir) == []
 
 
 def test_twenty_concurrent_uploads_get_twenty_distinct_versions(

@@ -88,6 +88,8 @@ def _as_datatype(name: str, datatype: Datatype, array: np.ndarray) -> np.ndarray
             raise InvalidInputError(
                 f"input '{name}': a value is out of the {datatype} range [{info.min}, {info.max}]"
             )
+    if array.dtype == target:
+        return array
     if target.kind == "f" and kind == "f":
         with np.errstate(over="ignore"):
             converted = array.astype(target)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from modelport.api.auth import authorize
@@ -39,7 +40,7 @@ class HotRoute:
     handler: Handler
     reference: Resolver
 
-    @property
+    @cached_property
     def segments(self) -> tuple[str, ...]:
         return tuple(self.path.strip("/").split("/"))
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pydantic import ValidationError
+
 from modelport.config import Settings, is_loopback
 from modelport.errors import InvalidInputError
 
@@ -15,7 +17,14 @@ def run_server(overrides: dict[str, Any]) -> None:
     from modelport.api.fastpath import FastPath
     from modelport.server.app import create_app
 
-    settings = Settings(**overrides)
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"MODELPORT_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise InvalidInputError(f"invalid settings: {problems}") from None
     if settings.no_auth and not is_loopback(settings.host):
         raise InvalidInputError(
             f"--no-auth is refused on {settings.host}: without keys the server may only "
