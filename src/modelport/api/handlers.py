@@ -6,6 +6,7 @@ call these, so the two can never disagree.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 from modelport.api.body import json_object
@@ -42,11 +43,13 @@ async def handle_predict(
     if "features" not in document:
         raise InvalidInputError('the body needs a "features" field: {"features": [[...], ...]}')
     features = rows_from_json(document["features"])
-    prediction = await services.dataplane.predict(reference, features)
-    version = prediction.version
+    response = await services.dataplane.predict(reference, features)
     return Reply(
-        dump_json({"prediction": json_ready(prediction.outputs["predict"])}),
-        headers={"X-Model-Name": version.model, "X-Model-Version": str(version.version)},
+        dump_json({"prediction": json_ready(response.outputs[0].data)}),
+        headers={
+            "X-Model-Name": response.model_name,
+            "X-Model-Version": str(response.model_version),
+        },
     )
 
 
@@ -54,6 +57,11 @@ async def handle_infer(
     services: Services, reference: Reference, body: bytes, content_type: str
 ) -> Reply:
     """Open Inference Protocol V2 JSON inference."""
+    started = time.perf_counter_ns()
     request = decode_request(json_object(body, content_type))
+    request.decode_ns = time.perf_counter_ns() - started
     response = await services.dataplane.infer(reference, request)
-    return Reply(dump_json(encode_response(response)))
+    started = time.perf_counter_ns()
+    reply = Reply(dump_json(encode_response(response)))
+    services.dataplane.record_output_encoding(response, time.perf_counter_ns() - started)
+    return reply

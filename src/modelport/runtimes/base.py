@@ -9,6 +9,8 @@ import numpy as np
 
 from modelport.types import Signature
 
+Tensors = dict[str, np.ndarray]
+
 
 @dataclass(frozen=True)
 class InspectedArtifact:
@@ -25,13 +27,17 @@ class InspectedArtifact:
 class LoadedModel(Protocol):
     """A model in memory, ready to predict.
 
-    ``predict`` takes the model's input as one array whose first axis is the batch (rows of
-    several callers may be concatenated) and returns one array per requested output, each
-    with the same number of rows.
+    ``predict`` takes one array per signature input (already checked against the
+    signature; when the signature's first dimension is free, rows of several callers may
+    be concatenated along it) and returns one array per requested output.
+    ``finite_inputs_only`` asks the DataPlane to refuse NaN and infinities up front;
+    ``default_outputs`` are computed when a request names none.
     """
 
     signature: Signature
+    finite_inputs_only: bool
+    default_outputs: list[str]
 
-    def predict(self, inputs: np.ndarray, outputs: frozenset[str]) -> dict[str, np.ndarray]: ...
+    def predict(self, inputs: Tensors, outputs: frozenset[str]) -> Tensors: ...
 
     def unload(self) -> None: ...

@@ -18,9 +18,14 @@ _COMPRESSED_JOBLIB_MAGIC = (
 )
 
 
+# An ONNX file is a ModelProto whose first field is ir_version (field 1, varint): 0x08.
+_ONNX_IR_VERSION_TAG = b"\x08"
+
+
 class ArtifactFormat(StrEnum):
     SKOPS = "skops"
     PICKLE = "pickle"
+    ONNX = "onnx"
 
 
 def detect_format(path: Path) -> ArtifactFormat:
@@ -31,9 +36,11 @@ def detect_format(path: Path) -> ArtifactFormat:
         return ArtifactFormat.SKOPS
     if head[:1] == b"\x80" or head.startswith(_COMPRESSED_JOBLIB_MAGIC) or head[:1] == b"x":
         return ArtifactFormat.PICKLE
+    if head[:1] == _ONNX_IR_VERSION_TAG:
+        return ArtifactFormat.ONNX
     raise InvalidInputError(
         "unrecognised model file: ModelPort accepts scikit-learn models saved with skops "
-        "(skops.io.dump(model, 'model.skops'))"
+        "(skops.io.dump(model, 'model.skops')) and ONNX models (.onnx)"
     )
 
 

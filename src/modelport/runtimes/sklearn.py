@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import ForbiddenError, InvalidInputError, UnavailableError
-from modelport.runtimes.base import InspectedArtifact
+from modelport.runtimes.base import InspectedArtifact, Tensors
 from modelport.runtimes.dtypes import datatype_of
-from modelport.runtimes.formats import ArtifactFormat, detect_format
+from modelport.runtimes.formats import ArtifactFormat
 from modelport.runtimes.sklearn_trusted import TRUSTED_SKOPS_TYPES
 from modelport.types import Datatype, Signature, TensorSpec
 
@@ -61,10 +61,13 @@ def _load_skops(path: Path) -> Any:
 
 
 def inspect_artifact(
-    path: Path, allow_pickle: bool, uploader_is_admin: bool, signature: Signature | None
+    path: Path,
+    fmt: ArtifactFormat,
+    allow_pickle: bool,
+    uploader_is_admin: bool,
+    signature: Signature | None,
 ) -> InspectedArtifact:
     """Check that an upload is a loadable scikit-learn model and describe it."""
-    fmt = detect_format(path)
     trusted = False
     if fmt is ArtifactFormat.PICKLE:
         if not allow_pickle:
@@ -152,27 +155,42 @@ def infer_signature(estimator: Any) -> Signature:
 
 
 class SklearnModel:
-    """A loaded scikit-learn estimator."""
+    """A loaded scikit-learn estimator (one input: a row matrix, or a list of strings)."""
+
+    finite_inputs_only = True
 
     def __init__(self, estimator: Any, signature: Signature) -> None:
         self.estimator = estimator
         self.signature = signature
+        self.default_outputs = ["predict"]
+        self._input = signature.inputs[0].name
         self._text = signature.inputs[0].datatype is Datatype.BYTES
+        names = getattr(estimator, "feature_names_in_", None)
+        self._columns = [str(name) for name in names] if names is not None else None
 
-    def predict(self, inputs: np.ndarray, outputs: frozenset[str]) -> dict[str, np.ndarray]:
+    def _model_input(self, inputs: Tensors) -> Any:
+        features = inputs[self._input]
+        if self._text:
+            return [_as_text(item) for item in features.reshape(-1)]
+        if self._columns is not None:
+            import pandas as pd
+
+            return pd.DataFrame(features, columns=self._columns)
+        return features
+
+    def predict(self, inputs: Tensors, outputs: frozenset[str]) -> Tensors:
         import sklearn
 
-        if self._text:
-            inputs = np.asarray([_as_text(item) for item in inputs], dtype=object)
-        results: dict[str, np.ndarray] = {}
+        features = self._model_input(inputs)
+        results: Tensors = {}
         # Inputs were validated (finite, numeric, right width) before they got here.
         with sklearn.config_context(assume_finite=True):
             if "predict" in outputs:
-                results["predict"] = np.asarray(self.estimator.predict(inputs))
+                results["predict"] = np.asarray(self.estimator.predict(features))
             if "predict_proba" in outputs:
                 if not hasattr(self.estimator, "predict_proba"):
                     raise UnavailableError("this model has no predict_proba output")
-                results["predict_proba"] = np.asarray(self.estimator.predict_proba(inputs))
+                results["predict_proba"] = np.asarray(self.estimator.predict_proba(features))
         return results
 
     def unload(self) -> None:

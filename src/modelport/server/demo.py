@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from modelport.registry import Registry
-from modelport.runtimes.sklearn import inspect_artifact
+from modelport.runtimes.loader import inspect_upload
 from modelport.types import DEFAULT_ALIAS, VersionInfo
 
 DEMO_MODEL = "demo-linear"
@@ -55,9 +55,7 @@ def register_demo_model(registry: Registry) -> VersionInfo:
         path = Path(scratch) / "demo-linear.skops"
         sio.dump(demo.estimator, path)
         blob = registry.artifacts.put_file(path, max_bytes=path.stat().st_size)
-        inspected = inspect_artifact(
-            path, allow_pickle=False, uploader_is_admin=True, signature=None
-        )
+        inspected = inspect_upload(path, allow_pickle=False, uploader_is_admin=True, signature=None)
     registry.create_model(
         DEMO_MODEL,
         description="The tutorial's LinearRegression on a synthetic regression set (demo).",

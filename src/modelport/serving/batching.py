@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,37 +19,45 @@ from dataclasses import dataclass
 import numpy as np
 
 from modelport.errors import InvalidInputError, ModelPortError, UnavailableError
-from modelport.runtimes.base import LoadedModel
+from modelport.runtimes.base import LoadedModel, Tensors
+from modelport.serving.statistics import BatchStatistics
 
-Outputs = dict[str, np.ndarray]
+Outputs = Tensors
 
 
 @dataclass
 class _Pending:
-    inputs: np.ndarray
+    inputs: Tensors
+    rows: int
     outputs: frozenset[str]
     future: asyncio.Future[Outputs]
+    enqueued_ns: int
 
 
 class Batcher:
     """Runs one model's predictions, batching concurrent callers."""
 
-    def __init__(self, model: LoadedModel, max_batch_size: int, inline: bool) -> None:
+    def __init__(
+        self, model: LoadedModel, max_batch_size: int, inline: bool, batchable: bool
+    ) -> None:
         self._model = model
-        self._max_batch_size = max_batch_size
+        self._max_batch_size = max_batch_size if batchable else 1
         self._inline = inline
         self._executor = None if inline else ThreadPoolExecutor(1, "modelport-predict")
         self._pending: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self.batches = 0
-        self.rows = 0
+        self.stats = BatchStatistics()
 
-    async def submit(self, inputs: np.ndarray, outputs: frozenset[str]) -> Outputs:
+    async def submit(self, inputs: Tensors, outputs: frozenset[str]) -> Outputs:
+        """Queue one caller's inputs; returns its outputs (its own rows only)."""
+        loop = asyncio.get_running_loop()
         if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._work())
-        future: asyncio.Future[Outputs] = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(inputs, outputs, future))
+            self._worker = loop.create_task(self._work())
+        future: asyncio.Future[Outputs] = loop.create_future()
+        rows = len(next(iter(inputs.values()))) if inputs else 0
+        self._pending.append(_Pending(inputs, rows, outputs, future, time.perf_counter_ns()))
         self._wakeup.set()
         return await future
 
@@ -81,13 +90,13 @@ class Batcher:
             if item.future.done():  # caller gave up (disconnect, timeout)
                 self._pending.popleft()
                 continue
-            if batch and rows + len(item.inputs) > self._max_batch_size:
+            if batch and rows + item.rows > self._max_batch_size:
                 break
             batch.append(self._pending.popleft())
-            rows += len(item.inputs)
+            rows += item.rows
         return batch
 
-    async def _predict(self, inputs: np.ndarray, outputs: frozenset[str]) -> Outputs:
+    async def _predict(self, inputs: Tensors, outputs: frozenset[str]) -> Outputs:
         if self._executor is None:
             return self._model.predict(inputs, outputs)
         loop = asyncio.get_running_loop()
@@ -95,34 +104,42 @@ class Batcher:
 
     async def _run(self, batch: list[_Pending]) -> None:
         self.batches += 1
-        self.rows += sum(len(item.inputs) for item in batch)
+        started = time.perf_counter_ns()
+        for item in batch:
+            self.stats.add_queue(started - item.enqueued_ns)
         if len(batch) == 1:
             await self._run_alone(batch[0])
             return
         outputs = frozenset().union(*(item.outputs for item in batch))
-        inputs = np.concatenate([item.inputs for item in batch])
+        names = batch[0].inputs.keys()
+        inputs = {name: np.concatenate([item.inputs[name] for item in batch]) for name in names}
+        total = sum(item.rows for item in batch)
         try:
             results = await self._predict(inputs, outputs)
-            _check_rows(results, len(inputs))
+            _check_rows(results, total)
         except Exception:
             for item in batch:  # isolate the caller whose rows fail
                 await self._run_alone(item)
             return
+        self.stats.add_batch(len(batch), total, time.perf_counter_ns() - started)
         start = 0
         for item in batch:
-            end = start + len(item.inputs)
+            end = start + item.rows
             if not item.future.done():
                 item.future.set_result({name: results[name][start:end] for name in item.outputs})
             start = end
 
     async def _run_alone(self, item: _Pending) -> None:
+        started = time.perf_counter_ns()
         try:
             results = await self._predict(item.inputs, item.outputs)
-            _check_rows(results, len(item.inputs))
+            if self._max_batch_size > 1:
+                _check_rows(results, item.rows)
         except Exception as exc:
             if not item.future.done():
                 item.future.set_exception(_as_domain_error(exc))
             return
+        self.stats.add_batch(1, item.rows, time.perf_counter_ns() - started)
         if not item.future.done():
             item.future.set_result(results)
 

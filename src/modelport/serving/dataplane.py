@@ -1,31 +1,25 @@
 """One DataPlane call per request, whatever the protocol.
 
 It resolves the reference (cached until the registry changes), gets the loaded version
-from the model cache, validates the input against the signature, and submits the rows
-to the model's batcher.
+from the model cache, validates the inputs against the signature, submits them to the
+model's batcher and keeps the statistics.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import time
 
 import numpy as np
 
-from modelport.errors import InvalidInputError
+from modelport.errors import ModelPortError
 from modelport.registry import Registry
 from modelport.registry.references import Reference
 from modelport.runtimes.dtypes import datatype_of
 from modelport.serving.inference import InferenceRequest, InferenceResponse, Tensor
 from modelport.serving.model_cache import ModelCache, ServedModel
-from modelport.serving.validation import check_features, check_requested_outputs
+from modelport.serving.validation import check_inputs, check_requested_outputs
 from modelport.types import VersionInfo
-
-
-@dataclass
-class Prediction:
-    version: VersionInfo
-    outputs: dict[str, np.ndarray]
 
 
 class DataPlane:
@@ -50,48 +44,44 @@ class DataPlane:
     async def served(self, reference: Reference) -> ServedModel:
         return await self.models.get(await self.resolve(reference))
 
-    async def predict(
-        self,
-        reference: Reference,
-        features: np.ndarray,
-        outputs: frozenset[str] = frozenset({"predict"}),
-    ) -> Prediction:
-        return await self._predict(await self.served(reference), features, outputs)
-
-    @staticmethod
-    async def _predict(
-        served: ServedModel, features: np.ndarray, outputs: frozenset[str]
-    ) -> Prediction:
-        rows = check_features(served.version, features)
-        results = await served.batcher.submit(rows, outputs)
-        return Prediction(served.version, results)
-
     async def infer(self, reference: Reference, request: InferenceRequest) -> InferenceResponse:
+        """Run one request; outputs come back in the order requested (or the defaults)."""
+        started = time.perf_counter_ns()
         served = await self.served(reference)
         signature = served.version.signature
-        if len(request.inputs) != len(signature.inputs):
-            expected = ", ".join(f"'{spec.name}'" for spec in signature.inputs)
-            raise InvalidInputError(
-                f"model '{served.version.model}' takes {len(signature.inputs)} input(s) "
-                f"({expected}), the request has {len(request.inputs)}"
+        try:
+            inputs = check_inputs(signature, request.inputs, served.model.finite_inputs_only)
+            names = check_requested_outputs(
+                signature, request.outputs, served.model.default_outputs
             )
-        requested = check_requested_outputs(signature, request.outputs)
-        prediction = await self._predict(served, request.inputs[0].data, frozenset(requested))
-        tensors = [
-            Tensor(
-                name=name,
-                datatype=datatype_of(prediction.outputs[name].dtype),
-                shape=list(prediction.outputs[name].shape),
-                data=prediction.outputs[name],
-            )
-            for name in requested
-        ]
+            results = await served.batcher.submit(inputs, frozenset(names))
+        except ModelPortError:
+            served.stats.failed(time.perf_counter_ns() - started)
+            raise
+        rows = len(next(iter(inputs.values()))) if inputs else 0
+        served.stats.succeeded(time.perf_counter_ns() - started, rows)
+        if request.decode_ns:
+            served.stats.compute_input.add(request.decode_ns)
         return InferenceResponse(
             model_name=served.version.model,
             model_version=served.version.version,
-            outputs=tensors,
+            outputs=[_tensor(name, results[name]) for name in names],
             id=request.id,
         )
 
+    async def predict(self, reference: Reference, features: np.ndarray) -> InferenceResponse:
+        """The simple endpoint: one array for the model's (single) input."""
+        tensor = _tensor("features", features)
+        return await self.infer(reference, InferenceRequest(inputs=[tensor]))
+
+    def record_output_encoding(self, response: InferenceResponse, ns: int) -> None:
+        served = self.models.find(response.model_name, response.model_version)
+        if served is not None:
+            served.stats.compute_output.add(ns)
+
     async def close(self) -> None:
         await self.models.close()
+
+
+def _tensor(name: str, array: np.ndarray) -> Tensor:
+    return Tensor(name=name, datatype=datatype_of(array.dtype), shape=list(array.shape), data=array)

@@ -27,6 +27,8 @@ class InferenceRequest:
     outputs: list[str] | None = None
     id: str | None = None
     parameters: dict[str, Any] = field(default_factory=dict)
+    decode_ns: int = 0
+    """Time the adapter spent decoding the request (for statistics)."""
 
 
 @dataclass

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from modelport.runtimes.formats import ArtifactFormat
-from modelport.runtimes.sklearn import SklearnModel, load_estimator
+from modelport.runtimes.base import LoadedModel, Tensors
+from modelport.runtimes.dtypes import NUMPY_DTYPES
+from modelport.runtimes.loader import load_model
 from modelport.serving.batching import Batcher
+from modelport.serving.statistics import ModelStatistics
 from modelport.storage.artifacts import ArtifactStore
-from modelport.types import Datatype, VersionInfo
+from modelport.types import Datatype, Signature, VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +29,31 @@ class ServedModel:
     """One loaded version with its batcher."""
 
     version: VersionInfo
-    model: SklearnModel
+    model: LoadedModel
     batcher: Batcher
     load_seconds: float
     inline: bool
     loaded_at: float = field(default_factory=time.time)
+    stats: ModelStatistics = field(default_factory=ModelStatistics)
 
 
-def _synthetic_row(version: VersionInfo) -> np.ndarray:
-    spec = version.signature.inputs[0]
-    if spec.datatype is Datatype.BYTES:
-        return np.asarray(["warm-up"], dtype=object)
-    width = [max(dim, 1) for dim in spec.shape[1:]]
-    return np.zeros([1, *width], dtype=np.float64)
+def synthetic_inputs(signature: Signature) -> Tensors:
+    """One row of zeros (or placeholder strings) shaped like the signature's inputs."""
+    inputs: Tensors = {}
+    for spec in signature.inputs:
+        shape = [dim if dim >= 0 else 1 for dim in spec.shape]
+        if spec.datatype is Datatype.BYTES:
+            inputs[spec.name] = np.full(shape, b"warm-up", dtype=object)
+        else:
+            inputs[spec.name] = np.zeros(shape, dtype=NUMPY_DTYPES[spec.datatype])
+    return inputs
+
+
+def _is_batchable(signature: Signature) -> bool:
+    """Rows of several callers can share one predict when every tensor has a free batch
+    dimension first."""
+    specs = [*signature.inputs, *signature.outputs]
+    return bool(specs) and all(spec.shape and spec.shape[0] == -1 for spec in specs)
 
 
 class ModelCache:
@@ -57,6 +71,9 @@ class ModelCache:
 
     def is_loaded(self, name: str, version: int) -> bool:
         return (name, version) in self._served
+
+    def find(self, name: str, version: int) -> ServedModel | None:
+        return self._served.get((name, version))
 
     async def get(self, version: VersionInfo) -> ServedModel:
         key = (version.model, version.version)
@@ -83,16 +100,9 @@ class ModelCache:
     def _load(self, version: VersionInfo) -> ServedModel:
         started = time.perf_counter()
         path = self._artifacts.verified_path(version.artifact_sha256)
-        estimator = load_estimator(
-            path, ArtifactFormat(version.format), version.trusted, self._allow_pickle
-        )
-        model = SklearnModel(estimator, version.signature)
+        model = load_model(path, version, self._allow_pickle)
         load_seconds = time.perf_counter() - started
-        row = _synthetic_row(version)
-        model.predict(row, frozenset({"predict"}))  # warm-up: the first caller is not slow
-        warm_started = time.perf_counter()
-        model.predict(row, frozenset({"predict"}))
-        inline = time.perf_counter() - warm_started < INLINE_PREDICT_LIMIT_S
+        inline = self._warm_up(model, version)
         log.info(
             "loaded %s@%d in %.1f ms (%s predict)",
             version.model,
@@ -100,8 +110,24 @@ class ModelCache:
             load_seconds * 1000,
             "inline" if inline else "threaded",
         )
-        batcher = Batcher(model, self._max_batch_size, inline=inline)
+        batchable = _is_batchable(version.signature)
+        batcher = Batcher(model, self._max_batch_size, inline=inline, batchable=batchable)
         return ServedModel(version, model, batcher, load_seconds, inline)
+
+    @staticmethod
+    def _warm_up(model: LoadedModel, version: VersionInfo) -> bool:
+        """Run a synthetic request (so the first caller is not the slow one); say whether
+        predict is cheap enough to run on the event loop."""
+        row = synthetic_inputs(version.signature)
+        outputs = frozenset(model.default_outputs)
+        try:
+            model.predict(row, outputs)
+            started = time.perf_counter()
+            model.predict(row, outputs)
+        except Exception as exc:  # a model may refuse zeros; it is still servable
+            log.warning("warm-up of %s@%d failed: %s", version.model, version.version, exc)
+            return False
+        return time.perf_counter() - started < INLINE_PREDICT_LIMIT_S
 
     async def unload(self, name: str, version: int | None = None) -> int:
         keys = [k for k in self._served if k[0] == name and version in (None, k[1])]

@@ -1,56 +1,103 @@
-"""Check a request's input against the version's signature before it reaches the model."""
+"""Check a request's tensors against the version's signature before they reach the model.
+
+Messages say what was wrong and what was expected, e.g. "input 'x' has shape [2,3] but
+the model expects [-1,4]".
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from modelport.errors import InvalidInputError
-from modelport.types import Datatype, Signature, TensorSpec, VersionInfo
+from modelport.runtimes.base import Tensors
+from modelport.runtimes.dtypes import NUMPY_DTYPES
+from modelport.serving.inference import Tensor
+from modelport.types import Datatype, Signature, TensorSpec
+
+_NUMERIC_KINDS = "biuf"
 
 
-def _shape_text(shape: list[int] | tuple[int, ...]) -> str:
+def shape_text(shape: list[int] | tuple[int, ...]) -> str:
     return "[" + ",".join(str(dim) for dim in shape) + "]"
 
 
-def check_features(version: VersionInfo, features: np.ndarray) -> np.ndarray:
-    """Return the features as the model's input array, or say exactly what is wrong."""
-    spec = version.signature.inputs[0]
-    if spec.datatype is Datatype.BYTES:
-        return _check_text(spec, features)
-    if features.dtype.kind not in "biuf":
-        raise InvalidInputError(
-            f"input '{spec.name}' must be numeric, got {_kind_name(features.dtype)} values"
-        )
-    if features.ndim != len(spec.shape) or any(
-        want not in (-1, got) for want, got in zip(spec.shape, features.shape, strict=False)
+def match_inputs(signature: Signature, tensors: list[Tensor]) -> list[tuple[TensorSpec, Tensor]]:
+    """Pair each signature input with the request tensor that feeds it.
+
+    A model with a single input takes a single request tensor whatever its name (V2
+    clients often call it ``input-0``); otherwise names must match the signature.
+    """
+    specs = signature.inputs
+    if len(specs) == 1 and len(tensors) == 1:
+        return [(specs[0], tensors[0])]
+    by_name = {tensor.name: tensor for tensor in tensors}
+    expected = ", ".join(f"'{spec.name}'" for spec in specs)
+    unknown = [name for name in by_name if name not in {spec.name for spec in specs}]
+    if unknown:
+        raise InvalidInputError(f"unknown input '{unknown[0]}'; this model's inputs are {expected}")
+    missing = [spec.name for spec in specs if spec.name not in by_name]
+    if missing:
+        raise InvalidInputError(f"missing input '{missing[0]}'; this model's inputs are {expected}")
+    return [(spec, by_name[spec.name]) for spec in specs]
+
+
+def check_inputs(signature: Signature, tensors: list[Tensor], finite_only: bool) -> Tensors:
+    """The model's input arrays, converted to the signature's datatypes and shapes."""
+    return {
+        spec.name: _check_tensor(spec, tensor, finite_only)
+        for spec, tensor in match_inputs(signature, tensors)
+    }
+
+
+def _check_tensor(spec: TensorSpec, tensor: Tensor, finite_only: bool) -> np.ndarray:
+    data = _convert(spec, tensor)
+    if data.ndim != len(spec.shape) or any(
+        want not in (-1, got) for want, got in zip(spec.shape, data.shape, strict=False)
     ):
         raise InvalidInputError(
-            f"input '{spec.name}' has shape {_shape_text(features.shape)} but the model "
-            f"expects {_shape_text(spec.shape)}" + _width_hint(spec, features)
+            f"input '{tensor.name}' has shape {shape_text(data.shape)} but the model expects "
+            f"{shape_text(spec.shape)}" + _width_hint(spec, data)
         )
-    rows = features.astype(np.float64, copy=False)
-    if not np.isfinite(rows).all():
-        raise InvalidInputError(f"input '{spec.name}' contains NaN or infinite values")
-    return rows
+    if finite_only and data.dtype.kind == "f" and not np.isfinite(data).all():
+        raise InvalidInputError(f"input '{tensor.name}' contains NaN or infinite values")
+    return data
 
 
-def _width_hint(spec: TensorSpec, features: np.ndarray) -> str:
-    if len(spec.shape) == 2 and features.ndim == 2 and spec.shape[1] != -1:
-        return f" (each row needs {spec.shape[1]} features, got {features.shape[1]})"
-    if len(spec.shape) == 2 and features.ndim == 1:
+def _convert(spec: TensorSpec, tensor: Tensor) -> np.ndarray:
+    data = tensor.data
+    if spec.datatype is Datatype.BYTES:
+        if data.dtype.kind not in "OSU":
+            raise InvalidInputError(
+                f"input '{tensor.name}' must be BYTES (strings) for this model, got "
+                f"{tensor.datatype.value}"
+            )
+        return data
+    if spec.datatype is Datatype.BF16:
+        if tensor.datatype is not Datatype.BF16:
+            raise InvalidInputError(f"input '{tensor.name}' must be BF16, got {tensor.datatype}")
+        return data
+    target = NUMPY_DTYPES[spec.datatype]
+    if data.dtype == target:
+        return data
+    if data.dtype.kind not in _NUMERIC_KINDS:
+        raise InvalidInputError(
+            f"input '{tensor.name}' must be numeric ({spec.datatype.value}), got "
+            f"{_kind_name(data.dtype)} values"
+        )
+    if target.kind in "iub" and data.dtype.kind == "f":
+        raise InvalidInputError(
+            f"input '{tensor.name}' is {tensor.datatype.value} but the model expects "
+            f"{spec.datatype.value}; send integers"
+        )
+    return data.astype(target)
+
+
+def _width_hint(spec: TensorSpec, data: np.ndarray) -> str:
+    if len(spec.shape) == 2 and data.ndim == 2 and spec.shape[1] != -1:
+        return f" (each row needs {spec.shape[1]} features, got {data.shape[1]})"
+    if len(spec.shape) == 2 and data.ndim == 1:
         return " (send a list of rows, e.g. [[...], [...]])"
     return ""
-
-
-def _check_text(spec: TensorSpec, features: np.ndarray) -> np.ndarray:
-    if features.ndim == 2 and features.shape[1] == 1:
-        features = features[:, 0]
-    if features.ndim != 1 or features.dtype.kind not in "OSU":
-        raise InvalidInputError(
-            f"input '{spec.name}' expects a list of strings (shape [-1], BYTES), got shape "
-            f"{_shape_text(features.shape)} of {_kind_name(features.dtype)} values"
-        )
-    return features
 
 
 def _kind_name(dtype: np.dtype) -> str:
@@ -65,11 +112,13 @@ def _kind_name(dtype: np.dtype) -> str:
     }.get(dtype.kind, str(dtype))
 
 
-def check_requested_outputs(signature: Signature, requested: list[str] | None) -> list[str]:
-    """The outputs to compute: those requested, or the first (default) output."""
+def check_requested_outputs(
+    signature: Signature, requested: list[str] | None, defaults: list[str]
+) -> list[str]:
+    """The outputs to compute: those requested, or the model's default outputs."""
     known = [spec.name for spec in signature.outputs]
     if not requested:
-        return known[:1]
+        return defaults
     unknown = [name for name in requested if name not in known]
     if unknown:
         raise InvalidInputError(

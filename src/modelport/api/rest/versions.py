@@ -16,7 +16,7 @@ from modelport.api.multipart import UploadForm, stream_upload
 from modelport.api.state import Services, services_of
 from modelport.errors import InvalidInputError
 from modelport.registry.references import validate_alias, validate_name
-from modelport.runtimes.sklearn import inspect_artifact
+from modelport.runtimes.loader import inspect_upload
 from modelport.storage.artifacts import BlobWriter
 from modelport.types import Principal, Role, Scope, Signature, VersionInfo
 
@@ -68,7 +68,7 @@ def _register(
     alias = form.fields.get("alias") or None
     if alias is not None:
         validate_alias(alias)
-    inspected = inspect_artifact(
+    inspected = inspect_upload(
         writer.temp_path,
         allow_pickle=services.settings.allow_pickle,
         uploader_is_admin=principal.role is Role.ADMIN,
