@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test lint typecheck install bench clean
+.PHONY: serve test lint typecheck install bench clean proto
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+PROTO := src/modelport/api/grpc/protocol/inference.proto
+
+# The gRPC code is generated from inference.proto, committed, and never edited by hand.
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Isrc --python_out=src --pyi_out=src --grpc_python_out=src $(PROTO)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py $(ARGS)

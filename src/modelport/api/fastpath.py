@@ -18,7 +18,13 @@ from typing import Any
 from modelport.api.auth import authorize
 from modelport.api.body import too_large_message
 from modelport.api.errors import error_body
-from modelport.api.handlers import Reply, default_reference, handle_infer, handle_predict
+from modelport.api.handlers import (
+    Reply,
+    RequestMeta,
+    default_reference,
+    handle_infer,
+    handle_predict,
+)
 from modelport.api.state import Services
 from modelport.errors import ErrorCode, InvalidInputError, ModelPortError, TooLargeError
 from modelport.registry.references import Reference, parse_reference, parse_version_selector
@@ -27,7 +33,7 @@ from modelport.types import Scope
 log = logging.getLogger(__name__)
 
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
-Handler = Callable[[Services, Reference, bytes, str], Awaitable[Reply]]
+Handler = Callable[[Services, Reference, bytes, RequestMeta], Awaitable[Reply]]
 Resolver = Callable[[Services, list[str]], Reference]
 
 
@@ -113,9 +119,15 @@ async def _read_body(receive: Any, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-async def _send(send: Any, status: int, body: bytes, headers: dict[str, str]) -> None:
+async def _send(
+    send: Any,
+    status: int,
+    body: bytes,
+    headers: dict[str, str],
+    media_type: str = "application/json",
+) -> None:
     raw_headers = [
-        (b"content-type", b"application/json"),
+        (b"content-type", media_type.encode()),
         (b"content-length", str(len(body)).encode()),
     ]
     raw_headers.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
@@ -153,13 +165,13 @@ class FastPath:
             )
             await _send(send, status, body, headers)
             return
-        await _send(send, reply.status, reply.body, reply.headers)
+        await _send(send, reply.status, reply.body, reply.headers, reply.media_type)
 
     async def _handle(
         self, scope: dict[str, Any], receive: Any, route: HotRoute, params: list[str]
     ) -> Reply:
         services: Services = self.app.state.services
-        authorization = content_type = content_length = None
+        authorization = content_type = content_length = header_length = None
         for name, value in scope["headers"]:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
@@ -167,6 +179,8 @@ class FastPath:
                 content_type = value.decode("latin-1")
             elif name == b"content-length":
                 content_length = value
+            elif name == b"inference-header-content-length":
+                header_length = value.decode("latin-1")
         await authorize(services, authorization, route.scope)
         limit = services.settings.max_request_bytes
         if content_length is not None:
@@ -176,4 +190,5 @@ class FastPath:
                 raise TooLargeError(too_large_message(limit))
         reference = route.reference(services, params)
         body = await _read_body(receive, limit)
-        return await route.handler(services, reference, body, content_type or "")
+        meta = RequestMeta(content_type or "", header_length)
+        return await route.handler(services, reference, body, meta)

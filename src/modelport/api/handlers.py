@@ -13,9 +13,16 @@ from modelport.api.body import json_object
 from modelport.api.codec import rows_from_json
 from modelport.api.rest.encoding import dump_json, json_ready
 from modelport.api.state import Services
-from modelport.api.v2_codec import decode_request, encode_response
+from modelport.api.v2_codec import (
+    OutputChoice,
+    decode_raw_request,
+    decode_request,
+    encode_response,
+    output_choice,
+)
 from modelport.errors import InvalidInputError, NotFoundError
 from modelport.registry.references import Reference, parse_reference
+from modelport.serving.inference import InferenceRequest
 
 
 @dataclass
@@ -23,6 +30,15 @@ class Reply:
     body: bytes
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    media_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class RequestMeta:
+    """The request headers the handlers care about."""
+
+    content_type: str = ""
+    inference_header_length: str | None = None
 
 
 def default_reference(services: Services) -> Reference:
@@ -36,10 +52,10 @@ def default_reference(services: Services) -> Reference:
 
 
 async def handle_predict(
-    services: Services, reference: Reference, body: bytes, content_type: str
+    services: Services, reference: Reference, body: bytes, meta: RequestMeta
 ) -> Reply:
     """``{"features": [[...]]}`` → ``{"prediction": [...]}`` (the Flask tutorial's JSON)."""
-    document = json_object(body, content_type)
+    document = json_object(body, meta.content_type)
     if "features" not in document:
         raise InvalidInputError('the body needs a "features" field: {"features": [[...], ...]}')
     features = rows_from_json(document["features"])
@@ -53,15 +69,57 @@ async def handle_predict(
     )
 
 
+def binary_header_length(value: str | None, body_length: int) -> int | None:
+    """The JSON header's length from ``Inference-Header-Content-Length`` (None: no header)."""
+    if value is None:
+        return None
+    if not value.strip().isdigit():
+        raise InvalidInputError("Inference-Header-Content-Length must be a non-negative integer")
+    length = int(value)
+    if length > body_length:
+        raise InvalidInputError(
+            f"Inference-Header-Content-Length {value[:24]} is larger than the body "
+            f"({body_length} bytes)"
+        )
+    return length
+
+
+async def _decode_infer(
+    services: Services, reference: Reference, body: bytes, meta: RequestMeta
+) -> tuple[InferenceRequest, OutputChoice]:
+    header_length = binary_header_length(meta.inference_header_length, len(body))
+    if header_length is None:
+        document = json_object(body, meta.content_type)
+        return decode_request(document), output_choice(document)
+    if header_length == 0:
+        version = await services.dataplane.resolve(reference)
+        if len(version.signature.inputs) != 1:
+            raise InvalidInputError("a raw binary request needs a model with exactly one input")
+        spec = version.signature.inputs[0]
+        request = decode_raw_request(body, spec.name, spec.datatype, spec.shape)
+        return request, OutputChoice(None, {}, binary_default=True)
+    document = json_object(body[:header_length], "application/json")
+    return decode_request(document, memoryview(body)[header_length:]), output_choice(document)
+
+
 async def handle_infer(
-    services: Services, reference: Reference, body: bytes, content_type: str
+    services: Services, reference: Reference, body: bytes, meta: RequestMeta
 ) -> Reply:
-    """Open Inference Protocol V2 JSON inference."""
+    """Open Inference Protocol V2 inference: JSON tensors or the binary tensor extension."""
     started = time.perf_counter_ns()
-    request = decode_request(json_object(body, content_type))
+    request, choice = await _decode_infer(services, reference, body, meta)
     request.decode_ns = time.perf_counter_ns() - started
     response = await services.dataplane.infer(reference, request)
     started = time.perf_counter_ns()
-    reply = Reply(dump_json(encode_response(response)))
+    header, chunks = encode_response(response, choice)
+    header_bytes = dump_json(header)
+    if chunks:
+        reply = Reply(
+            b"".join([header_bytes, *chunks]),
+            headers={"Inference-Header-Content-Length": str(len(header_bytes))},
+            media_type="application/octet-stream",
+        )
+    else:
+        reply = Reply(header_bytes)
     services.dataplane.record_output_encoding(response, time.perf_counter_ns() - started)
     return reply

@@ -1,22 +1,37 @@
-"""Open Inference Protocol V2 JSON documents ↔ DataPlane types."""
+"""Open Inference Protocol V2 documents ↔ DataPlane types, JSON tensors and the binary
+tensor data extension (JSON header followed by raw tensor bytes)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from modelport.api.binary import decode_tensor, element_count, encode_tensor, storage_dtype
 from modelport.api.codec import check_shape, parse_datatype, tensor_from_json
 from modelport.api.rest.encoding import json_ready
 from modelport.errors import InvalidInputError
 from modelport.serving.inference import InferenceRequest, InferenceResponse, Tensor
+from modelport.types import Datatype
 
 
-def decode_request(document: dict[str, Any]) -> InferenceRequest:
-    """A V2 JSON inference request as DataPlane types."""
+@dataclass
+class OutputChoice:
+    """Which outputs the caller asked for, and which of them should come back binary."""
+
+    names: list[str] | None
+    binary: dict[str, bool]
+    binary_default: bool
+
+
+def decode_request(document: dict[str, Any], binary: memoryview | None = None) -> InferenceRequest:
+    """A V2 inference request as DataPlane types; ``binary`` holds the bytes after the
+    JSON header, consumed by inputs with a ``binary_data_size`` parameter, in order."""
     inputs = document.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InvalidInputError("'inputs' must be a non-empty list of tensors")
     tensors: list[Tensor] = []
     seen: set[str] = set()
+    offset = 0
     for position, item in enumerate(inputs):
         if not isinstance(item, dict):
             raise InvalidInputError(f"inputs[{position}] must be an object")
@@ -26,29 +41,89 @@ def decode_request(document: dict[str, Any]) -> InferenceRequest:
         if name in seen:
             raise InvalidInputError(f"input '{name}' appears more than once")
         seen.add(name)
-        for required in ("shape", "datatype", "data"):
+        for required in ("shape", "datatype"):
             if required not in item:
                 raise InvalidInputError(f"input '{name}' is missing '{required}'")
         shape = check_shape(item["shape"], name)
         datatype = parse_datatype(item["datatype"], name)
-        data = tensor_from_json(name, datatype, shape, item["data"])
-        tensors.append(Tensor(name=name, datatype=datatype, shape=shape, data=data))
+        parameters = _parameters(item.get("parameters"), f"input '{name}' parameters")
+        size = parameters.get("binary_data_size")
+        if size is not None:
+            if "data" in item:
+                raise InvalidInputError(f"input '{name}' has both 'data' and binary_data_size")
+            if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+                raise InvalidInputError(f"input '{name}': binary_data_size must be an integer")
+            available = len(binary) if binary is not None else 0
+            if offset + size > available:
+                raise InvalidInputError(
+                    f"input '{name}': binary_data_size {size} goes past the end of the body "
+                    f"({available - offset} bytes left)"
+                )
+            assert binary is not None
+            data = decode_tensor(name, datatype, shape, binary[offset : offset + size])
+            offset += size
+        elif "data" in item:
+            data = tensor_from_json(name, datatype, shape, item["data"])
+        else:
+            raise InvalidInputError(f"input '{name}' is missing 'data'")
+        tensors.append(Tensor(name, datatype, shape, data, parameters))
+    if binary is not None and offset != len(binary):
+        raise InvalidInputError(
+            f"the body has {len(binary) - offset} bytes after the last binary input; "
+            "check binary_data_size and Inference-Header-Content-Length"
+        )
+    choice = output_choice(document)
     return InferenceRequest(
         inputs=tensors,
-        outputs=_requested_outputs(document.get("outputs")),
+        outputs=choice.names,
         id=_request_id(document.get("id")),
-        parameters=_parameters(document.get("parameters")),
+        parameters=_parameters(document.get("parameters"), "'parameters'"),
     )
 
 
-def _requested_outputs(outputs: Any) -> list[str] | None:
+def output_choice(document: dict[str, Any]) -> OutputChoice:
+    parameters = _parameters(document.get("parameters"), "'parameters'")
+    default = parameters.get("binary_data_output", False)
+    if not isinstance(default, bool):
+        raise InvalidInputError("parameter binary_data_output must be true or false")
+    outputs = document.get("outputs")
     if outputs is None:
-        return None
+        return OutputChoice(None, {}, default)
     if not isinstance(outputs, list) or not all(
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
     ):
         raise InvalidInputError("'outputs' must be a list of objects with a 'name'")
-    return [o["name"] for o in outputs]
+    binary: dict[str, bool] = {}
+    for output in outputs:
+        flag = _parameters(output.get("parameters"), "output parameters").get("binary_data")
+        if flag is not None:
+            if not isinstance(flag, bool):
+                raise InvalidInputError("output parameter binary_data must be true or false")
+            binary[output["name"]] = flag
+    return OutputChoice([o["name"] for o in outputs], binary, default)
+
+
+def decode_raw_request(
+    body: bytes, name: str, datatype: Datatype, shape: list[int]
+) -> InferenceRequest:
+    """The raw binary form: the whole body is the single input's bytes, batch of one."""
+    free = [i for i, dim in enumerate(shape) if dim < 0]
+    if len(free) > 1:
+        raise InvalidInputError("a raw binary request needs a model input with at most one -1")
+    concrete = [1 if dim < 0 else dim for dim in shape]
+    if datatype is Datatype.BYTES:
+        concrete = [1]
+    elif free:
+        itemsize = storage_dtype(datatype).itemsize
+        fixed = element_count([dim for dim in concrete]) * itemsize
+        if fixed == 0 or len(body) % fixed:
+            raise InvalidInputError(
+                f"raw binary body of {len(body)} bytes does not fit input '{name}' "
+                f"of shape {shape} ({datatype.value})"
+            )
+        concrete[free[0]] = len(body) // fixed
+    data = decode_tensor(name, datatype, concrete, memoryview(body))
+    return InferenceRequest(inputs=[Tensor(name, datatype, concrete, data)])
 
 
 def _request_id(value: Any) -> str | None:
@@ -57,28 +132,43 @@ def _request_id(value: Any) -> str | None:
     raise InvalidInputError("'id' must be a string")
 
 
-def _parameters(value: Any) -> dict[str, Any]:
+def _parameters(value: Any, what: str) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
-        raise InvalidInputError("'parameters' must be an object")
+        raise InvalidInputError(f"{what} must be an object")
     return value
 
 
-def encode_response(response: InferenceResponse) -> dict[str, Any]:
+def encode_response(
+    response: InferenceResponse, choice: OutputChoice | None = None
+) -> tuple[dict[str, Any], list[bytes]]:
+    """The JSON document and, for outputs asked for as binary, their raw bytes in order."""
+    chunks: list[bytes] = []
+    outputs: list[dict[str, Any]] = []
+    for tensor in response.outputs:
+        entry: dict[str, Any] = {
+            "name": tensor.name,
+            "datatype": tensor.datatype.value,
+            "shape": tensor.shape,
+        }
+        wants_binary = (
+            choice is not None and choice.binary.get(tensor.name, choice.binary_default)
+        ) or tensor.datatype is Datatype.BF16
+        if wants_binary:
+            raw = encode_tensor(tensor.datatype, tensor.data)
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            entry["data"] = json_ready(tensor.data.reshape(-1))
+        outputs.append(entry)
     body: dict[str, Any] = {
         "model_name": response.model_name,
         "model_version": str(response.model_version),
-        "outputs": [
-            {
-                "name": tensor.name,
-                "datatype": tensor.datatype.value,
-                "shape": tensor.shape,
-                "data": json_ready(tensor.data.reshape(-1)),
-            }
-            for tensor in response.outputs
-        ],
+        "outputs": outputs,
     }
     if response.id is not None:
         body["id"] = response.id
-    return body
+    if response.parameters:
+        body["parameters"] = response.parameters
+    return body, chunks

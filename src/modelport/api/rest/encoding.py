@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+from starlette.requests import Request
 from starlette.responses import Response
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -31,7 +32,16 @@ def dump_json(content: Any) -> bytes:
 def reply_response(reply: Any) -> Response:
     """A Starlette response for a handler's ``Reply``."""
     return Response(
-        reply.body, status_code=reply.status, media_type="application/json", headers=reply.headers
+        reply.body, status_code=reply.status, media_type=reply.media_type, headers=reply.headers
+    )
+
+
+def request_meta(request: Request) -> Any:
+    from modelport.api.handlers import RequestMeta
+
+    return RequestMeta(
+        request.headers.get("content-type", ""),
+        request.headers.get("inference-header-content-length"),
     )
 
 

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from modelport.api.auth import require
 from modelport.api.body import read_body
 from modelport.api.handlers import default_reference, handle_predict
-from modelport.api.rest.encoding import reply_response
+from modelport.api.rest.encoding import reply_response, request_meta
 from modelport.api.state import services_of
 from modelport.registry.references import Reference, parse_reference, parse_version_selector
 from modelport.types import Principal, Scope
@@ -22,8 +22,7 @@ router = APIRouter(tags=["predict"])
 async def _predict(request: Request, reference: Reference) -> Response:
     services = services_of(request)
     body = await read_body(request, services.settings.max_request_bytes)
-    content_type = request.headers.get("content-type", "")
-    return reply_response(await handle_predict(services, reference, body, content_type))
+    return reply_response(await handle_predict(services, reference, body, request_meta(request)))
 
 
 @router.post("/predict", summary="Predict with the default model")

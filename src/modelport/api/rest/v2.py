@@ -12,7 +12,7 @@ from modelport.about import VERSION
 from modelport.api.auth import require
 from modelport.api.body import read_body
 from modelport.api.handlers import handle_infer
-from modelport.api.rest.encoding import json_response, reply_response
+from modelport.api.rest.encoding import json_response, reply_response, request_meta
 from modelport.api.state import services_of
 from modelport.errors import ModelPortError
 from modelport.registry.references import Reference, parse_version_selector
@@ -102,7 +102,7 @@ async def version_ready(
 async def _infer(request: Request, reference: Reference) -> Response:
     services = services_of(request)
     body = await read_body(request, services.settings.max_request_bytes)
-    reply = await handle_infer(services, reference, body, request.headers.get("content-type", ""))
+    reply = await handle_infer(services, reference, body, request_meta(request))
     return reply_response(reply)
 
 
