@@ -23,6 +23,8 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     # MLServer 1.7.1's parallel workers fail to start with uvloop >= 0.22.
     "mlserver": ("mlserver==1.7.1", "mlserver-sklearn==1.7.1", "uvloop==0.21.0", *SKLEARN_STACK),
     "asgi": ("uvicorn==0.54.0", "uvloop==0.23.0", "httptools==0.9.0"),
+    # The gRPC load generator: tritonclient's generated stubs drive every server alike.
+    "grpcclient": ("tritonclient[grpc]==2.73.0", "grpcio==1.85.3", "protobuf==6.33.6"),
 }
 
 

@@ -28,6 +28,7 @@ def free_port() -> int:
 class ServerProcess:
     url: str
     port: int
+    grpc_port: int
     data_dir: Path
     process: subprocess.Popen[str]
     log_path: Path
@@ -46,7 +47,7 @@ class ServerProcess:
             return False
 
 
-def server_command(data_dir: Path, port: int, *args: str) -> list[str]:
+def server_command(data_dir: Path, port: int, grpc_port: int, *args: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -56,6 +57,8 @@ def server_command(data_dir: Path, port: int, *args: str) -> list[str]:
         "127.0.0.1",
         "--port",
         str(port),
+        "--grpc-port",
+        str(grpc_port),
         "--data-dir",
         str(data_dir),
         *args,
@@ -71,7 +74,7 @@ def start_server(
 ) -> Iterator[ServerProcess]:
     """Run ``modelport serve`` until the block exits; fails with the server's output if it
     does not become ready."""
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("MODELPORT_")}
     if admin_key:
         environment["MODELPORT_ADMIN_KEY"] = admin_key
@@ -80,13 +83,13 @@ def start_server(
     log_path = data_dir.parent / f"{data_dir.name}-server-{port}.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(
-            server_command(data_dir, port, *args),
+            server_command(data_dir, port, grpc_port, *args),
             stdout=log,
             stderr=subprocess.STDOUT,
             env=environment,
             text=True,
         )
-    server = ServerProcess(f"http://127.0.0.1:{port}", port, data_dir, process, log_path)
+    server = ServerProcess(f"http://127.0.0.1:{port}", port, grpc_port, data_dir, process, log_path)
     try:
         wait_until_ready(server)
         yield server

@@ -16,6 +16,7 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    grpc_port: int = Field(default=8081, ge=0, le=65535, description="0 disables gRPC")
     data_dir: Path = Path("modelport-data")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default SQLite under the data dir"

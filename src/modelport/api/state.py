@@ -10,6 +10,7 @@ from modelport.access.keys import KeyStore
 from modelport.config import Settings
 from modelport.registry import Registry
 from modelport.serving.dataplane import DataPlane
+from modelport.serving.repository import Repository
 
 
 @dataclass
@@ -18,6 +19,7 @@ class Services:
     registry: Registry
     keys: KeyStore
     dataplane: DataPlane
+    repository: Repository
 
 
 def services_of(request: Request) -> Services:

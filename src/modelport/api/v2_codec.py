@@ -11,7 +11,8 @@ from modelport.api.codec import check_shape, parse_datatype, tensor_from_json
 from modelport.api.rest.encoding import json_ready
 from modelport.errors import InvalidInputError
 from modelport.serving.inference import InferenceRequest, InferenceResponse, Tensor
-from modelport.types import Datatype
+from modelport.serving.repository import VersionStatistics
+from modelport.types import Datatype, VersionInfo
 
 
 @dataclass
@@ -172,3 +173,65 @@ def encode_response(
     if response.parameters:
         body["parameters"] = response.parameters
     return body, chunks
+
+
+PLATFORMS = {"sklearn": "sklearn_skops", "onnxruntime": "onnxruntime_onnx"}
+
+
+def model_metadata(version: VersionInfo) -> dict[str, Any]:
+    def tensors(specs: list[Any]) -> list[dict[str, Any]]:
+        return [{"name": s.name, "datatype": s.datatype.value, "shape": s.shape} for s in specs]
+
+    return {
+        "name": version.model,
+        "versions": [str(version.version)],
+        "platform": PLATFORMS.get(version.framework, version.framework),
+        "inputs": tensors(version.signature.inputs),
+        "outputs": tensors(version.signature.outputs),
+    }
+
+
+def _duration(count: int, ns: int) -> dict[str, int]:
+    return {"count": count, "ns": ns}
+
+
+def encode_statistics(stats: list[VersionStatistics]) -> dict[str, Any]:
+    """The statistics extension's ``{"model_stats": [...]}`` document."""
+    model_stats = []
+    for entry in stats:
+        requests, batches = entry.requests, entry.batches
+        model_stats.append(
+            {
+                "name": entry.name,
+                "version": entry.version,
+                "last_inference": requests.last_inference_ms,
+                "inference_count": requests.inference_count,
+                "execution_count": batches.execution_count,
+                "inference_stats": {
+                    "success": _duration(requests.success.count, requests.success.ns),
+                    "fail": _duration(requests.fail.count, requests.fail.ns),
+                    "queue": _duration(batches.queue.count, batches.queue.ns),
+                    "compute_input": _duration(
+                        requests.compute_input.count, requests.compute_input.ns
+                    ),
+                    "compute_infer": _duration(
+                        batches.compute_infer.count, batches.compute_infer.ns
+                    ),
+                    "compute_output": _duration(
+                        requests.compute_output.count, requests.compute_output.ns
+                    ),
+                    "cache_hit": _duration(0, 0),
+                    "cache_miss": _duration(0, 0),
+                },
+                "batch_stats": [
+                    {
+                        "batch_size": size,
+                        "compute_input": _duration(0, 0),
+                        "compute_infer": _duration(item.compute_infer.count, item.compute_infer.ns),
+                        "compute_output": _duration(0, 0),
+                    }
+                    for size, item in sorted(batches.by_batch_size.items())
+                ],
+            }
+        )
+    return {"model_stats": model_stats}

@@ -42,6 +42,9 @@ def _client(url: str | None, api_key: str | None) -> Client:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to bind.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
+    grpc_port: Annotated[
+        int | None, typer.Option(help="Port of the V2 gRPC service (0: off; default 8081).")
+    ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Database and artifacts.")] = None,
     allow_pickle: Annotated[
         bool, typer.Option("--allow-pickle", help="Accept pickle/joblib uploads from admins.")
@@ -62,6 +65,7 @@ def serve(
         for key, value in {
             "host": host,
             "port": port,
+            "grpc_port": grpc_port,
             "data_dir": data_dir,
             "log_level": log_level,
         }.items()

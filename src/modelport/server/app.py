@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from modelport.about import VERSION
 from modelport.access.keys import KeyStore
 from modelport.api.errors import install_error_handlers
-from modelport.api.rest import docs, keys, models, predict, v2, versions
+from modelport.api.rest import docs, keys, models, predict, v2, v2_repository, versions
 from modelport.api.state import Services
 from modelport.config import Settings
 from modelport.errors import ModelPortError
@@ -22,6 +22,7 @@ from modelport.server.banner import print_banner
 from modelport.server.bootstrap import bootstrap
 from modelport.serving.dataplane import DataPlane
 from modelport.serving.model_cache import ModelCache
+from modelport.serving.repository import Repository
 from modelport.storage.artifacts import ArtifactStore
 from modelport.storage.db import create_db_engine, create_session_factory, run_migrations
 
@@ -36,7 +37,8 @@ def build_services(settings: Settings) -> tuple[Services, object]:
     artifacts = ArtifactStore(settings.artifacts_dir)
     registry = Registry(sessions, artifacts)
     cache = ModelCache(artifacts, settings.allow_pickle, settings.max_batch_size)
-    services = Services(settings, registry, KeyStore(sessions), DataPlane(registry, cache))
+    dataplane = DataPlane(registry, cache)
+    services = Services(settings, registry, KeyStore(sessions), dataplane, Repository(dataplane))
     return services, engine
 
 
@@ -58,12 +60,21 @@ def create_app(settings: Settings) -> FastAPI:
         result = await run_in_threadpool(bootstrap, settings, services.registry, services.keys)
         app.state.services = services
         await _warm_default_model(services)
+        grpc_server = None
+        if settings.grpc_port:
+            # Imported here: its generated protobuf module must not load with the app
+            # object alone (tests import tritonclient's copy of the same messages).
+            from modelport.api.grpc.service import start_grpc_server
+
+            grpc_server = await start_grpc_server(services, settings.host, settings.grpc_port)
         print_banner(settings, result)
         app.state.ready = True
         try:
             yield
         finally:
             app.state.ready = False
+            if grpc_server is not None:
+                await grpc_server.stop(grace=2)
             await services.dataplane.close()
             engine.dispose()  # type: ignore[attr-defined]
 
@@ -79,6 +90,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.ready = False
     install_error_handlers(app)
     for router in (
+        v2_repository.router,
         v2.router,
         predict.router,
         models.router,

@@ -18,6 +18,8 @@ def print_banner(settings: Settings, result: BootstrapResult) -> None:
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = f"http://{host}:{settings.port}"
     lines = [f"ModelPort is serving on {url} (data dir: {settings.data_dir})"]
+    if settings.grpc_port:
+        lines.append(f"V2 gRPC on {host}:{settings.grpc_port}")
     if settings.no_auth:
         key_expr = None
         lines.append("Authentication is OFF (--no-auth, loopback only).")

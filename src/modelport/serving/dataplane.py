@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from modelport.errors import ModelPortError
+from modelport.errors import ModelPortError, UnavailableError
 from modelport.registry import Registry
 from modelport.registry.references import Reference
 from modelport.runtimes.dtypes import datatype_of
@@ -29,6 +29,8 @@ class DataPlane:
         self.registry = registry
         self.models = models
         self._resolved: dict[Reference, tuple[int, VersionInfo]] = {}
+        self._unloaded: set[str] = set()
+        """Models unloaded explicitly (repository extension): not served until loaded."""
 
     async def resolve(self, reference: Reference) -> VersionInfo:
         generation = self.registry.generation
@@ -42,7 +44,29 @@ class DataPlane:
         return version
 
     async def served(self, reference: Reference) -> ServedModel:
+        if reference.name in self._unloaded:
+            raise UnavailableError(self.unloaded_reason(reference.name))
         return await self.models.get(await self.resolve(reference))
+
+    def unloaded_reason(self, name: str) -> str:
+        if name in self._unloaded:
+            return (
+                f"model '{name}' was unloaded; load it again with "
+                f"POST /v2/repository/models/{name}/load"
+            )
+        return "not loaded yet (models load on first use)"
+
+    async def registry_model(self, name: str) -> None:
+        """Raise NotFoundError unless ``name`` is a registered model."""
+        await asyncio.to_thread(self.registry.get_model, name)
+
+    async def load(self, reference: Reference) -> ServedModel:
+        self._unloaded.discard(reference.name)
+        return await self.served(reference)
+
+    async def unload(self, name: str) -> None:
+        self._unloaded.add(name)
+        await self.models.unload(name)
 
     async def infer(self, reference: Reference, request: InferenceRequest) -> InferenceResponse:
         """Run one request; outputs come back in the order requested (or the defaults)."""

@@ -77,6 +77,14 @@ def _convert(spec: TensorSpec, tensor: Tensor) -> np.ndarray:
             raise InvalidInputError(f"input '{tensor.name}' must be BF16, got {tensor.datatype}")
         return data
     target = NUMPY_DTYPES[spec.datatype]
+    if tensor.datatype is Datatype.BF16:
+        if target.kind != "f":
+            raise InvalidInputError(
+                f"input '{tensor.name}' is BF16 but the model expects {spec.datatype.value}"
+            )
+        # bfloat16 is the upper half of a float32: widening is exact.
+        widened = (data.astype(np.uint32) << 16).view(np.float32)
+        return widened if target == np.float32 else widened.astype(target)
     if data.dtype == target:
         return data
     if data.dtype.kind not in _NUMERIC_KINDS:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from starlette.requests import Request
 from starlette.responses import Response
 
 from modelport.about import VERSION
+from modelport.api import v2_codec
 from modelport.api.auth import require
 from modelport.api.body import read_body
 from modelport.api.handlers import handle_infer
@@ -16,12 +15,11 @@ from modelport.api.rest.encoding import json_response, reply_response, request_m
 from modelport.api.state import services_of
 from modelport.errors import ModelPortError
 from modelport.registry.references import Reference, parse_version_selector
-from modelport.types import Principal, Scope, VersionInfo
+from modelport.types import Principal, Scope
 
 router = APIRouter(prefix="/v2", tags=["v2"])
 
-EXTENSIONS: list[str] = []
-PLATFORMS = {"sklearn": "sklearn_skops"}
+EXTENSIONS = ["binary_tensor_data", "model_repository", "statistics", "parameters"]
 
 
 @router.get("/health/live", summary="Server liveness (no key needed)")
@@ -40,22 +38,9 @@ async def server_metadata(_: Principal = require(Scope.PREDICT)) -> Response:
     return json_response({"name": "modelport", "version": VERSION, "extensions": EXTENSIONS})
 
 
-def _model_metadata(version: VersionInfo) -> dict[str, Any]:
-    def tensors(specs: list[Any]) -> list[dict[str, Any]]:
-        return [{"name": s.name, "datatype": s.datatype.value, "shape": s.shape} for s in specs]
-
-    return {
-        "name": version.model,
-        "versions": [str(version.version)],
-        "platform": PLATFORMS.get(version.framework, version.framework),
-        "inputs": tensors(version.signature.inputs),
-        "outputs": tensors(version.signature.outputs),
-    }
-
-
 async def _metadata(request: Request, reference: Reference) -> Response:
     version = await services_of(request).dataplane.resolve(reference)
-    return json_response(_model_metadata(version))
+    return json_response(v2_codec.model_metadata(version))
 
 
 async def _model_ready(request: Request, reference: Reference) -> Response:
