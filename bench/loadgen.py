@@ -17,7 +17,7 @@ RESULT_MARK = "BENCH_RESULT"
 
 SCRIPT_TEMPLATE = """\
 wrk.method = "POST"
-wrk.body = [==[{body}]==]
+{body}
 {headers}
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -76,15 +76,28 @@ def wrk_version(wrk: str) -> str:
     return first[0].split(" Copyright")[0] if first else "?"
 
 
-def write_script(path: Path, body: bytes, headers: dict[str, str]) -> Path:
-    """Write the Lua script that posts `body` with `headers`."""
+def write_script(
+    path: Path, body: bytes, headers: dict[str, str], body_file: Path | None = None
+) -> Path:
+    """Write the Lua script that posts `body` with `headers`.
+
+    With `body_file`, `body` is written there and the script reads it back, byte for byte:
+    the way to send a binary body (or one too long to inline).
+    """
     lines = [
         f'wrk.headers["{k}"] = "{v}"'
         for k, v in {"Content-Type": "application/json", **headers}.items()
     ]
-    path.write_text(
-        SCRIPT_TEMPLATE.format(body=body.decode(), headers="\n".join(lines), mark=RESULT_MARK)
-    )
+    if body_file is None:
+        setup = f"wrk.body = [==[{body.decode()}]==]"
+    else:
+        body_file.write_bytes(body)
+        setup = (
+            f'local file = assert(io.open([==[{body_file}]==], "rb"))\n'
+            'wrk.body = file:read("*a")\n'
+            "file:close()"
+        )
+    path.write_text(SCRIPT_TEMPLATE.format(body=setup, headers="\n".join(lines), mark=RESULT_MARK))
     return path
 
 

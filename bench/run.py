@@ -20,10 +20,13 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import tensors
+import tensors_report
 from cpuload import NOISY, others_share, snapshot, wait_quiet
 from envs import BENCH_DIR, ensure_env, package_versions
 from loadgen import Measurement, ensure_wrk, measure, write_script, wrk_version
@@ -44,6 +47,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=[],
         metavar="NAME",
         help=f"run the systems whose name starts with NAME (repeatable): {names}",
+    )
+    parser.add_argument(
+        "--scenario",
+        choices=("demo", "tensors", "all"),
+        default="demo",
+        help="demo: one-row predictions on the demo model (RESULTS.md); tensors: V2 REST "
+        "JSON, REST binary and gRPC on FP32 tensors (RESULTS-tensors.md); all: both (demo)",
     )
     parser.add_argument("--skip-peers", action="store_true", help="run ModelPort alone")
     parser.add_argument("--skip-modelport", action="store_true", help="run the peers alone")
@@ -90,6 +100,18 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=BENCH_DIR / "RESULTS.md",
         help="where to write the report (bench/RESULTS.md)",
     )
+    parser.add_argument(
+        "--tensors-output",
+        type=Path,
+        default=BENCH_DIR / "RESULTS-tensors.md",
+        help="where to write the tensor scenario's report (bench/RESULTS-tensors.md)",
+    )
+    parser.add_argument(
+        "--grpc-clients",
+        type=int,
+        default=1,
+        help="gRPC load generator processes, all on the client core (1)",
+    )
     return parser.parse_args(argv)
 
 
@@ -134,9 +156,10 @@ def _imports(python: Path, modules: str) -> bool:
 
 
 def measure_point(
-    wrk: str, url: str, script: Path, connections: int, args: argparse.Namespace, pid: int
+    load: Callable[[int, float], Measurement], connections: int, args: argparse.Namespace, pid: int
 ) -> tuple[Measurement, float]:
-    """Measure one point; redo it (after waiting for quiet) when other processes interfered."""
+    """Measure one point with `load(connections, seconds)`; redo it (after waiting for quiet)
+    when other processes interfered."""
     attempts: list[tuple[Measurement, float]] = []
     for attempt in range(args.retries + 1):
         if attempt:
@@ -146,7 +169,7 @@ def measure_point(
             )
             wait_quiet(args.quiet_wait, {os.getpid(), *pinned_processes(pid)})
         before = snapshot()
-        m = measure(wrk, url, script, connections, args.duration, args.client_core)
+        m = load(connections, args.duration)
         others = others_share(before, snapshot(), {os.getpid(), *pinned_processes(pid)}, m.seconds)
         attempts.append((m, others))
         if others <= NOISY:
@@ -171,10 +194,16 @@ def bench_system(
                 WORK_DIR / f"{system.name}-{number}.lua", endpoint.body, server.headers
             )
             url = f"http://{HOST}:{server.port}{endpoint.path}"
+
+            def load(
+                connections: int, seconds: float, url: str = url, script: Path = script
+            ) -> Measurement:
+                return measure(wrk, url, script, connections, seconds, args.client_core)
+
             if args.warmup > 0:
-                measure(wrk, url, script, max(args.concurrency), args.warmup, args.client_core)
+                load(max(args.concurrency), args.warmup)
             for connections in args.concurrency:
-                m, others = measure_point(wrk, url, script, connections, args, pid)
+                m, others = measure_point(load, connections, args, pid)
                 print(
                     f"   {endpoint.label:10} c={connections:<3} {m.rps:9,.0f} req/s  "
                     f"p50 {m.p50_ms:7.2f} ms  p99 {m.p99_ms:7.2f} ms  errors {m.errors}  "
@@ -193,10 +222,10 @@ def bench_system(
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    chosen = select(args)
     usable = os.sched_getaffinity(0)
     if not {args.server_core, args.client_core} <= usable or args.server_core == args.client_core:
         raise SystemExit(f"need two distinct usable cores; this process may use {sorted(usable)}")
+    chosen = select(args) if args.scenario in ("demo", "all") else []
     started = time.monotonic()
     idle_others = wait_quiet(args.quiet_wait, {os.getpid()})
     if idle_others > NOISY:
@@ -208,10 +237,6 @@ def main(argv: list[str]) -> int:
         )
     wrk = ensure_wrk()
     WORK_DIR.mkdir(parents=True, exist_ok=True)
-    pythons = {"modelport": args.modelport_venv.absolute() / "bin" / "python"}
-    for env in sorted({s.env_name for s in chosen if s.env_name}):
-        pythons[env] = ensure_env(env)
-    row, expected = prepare_models(chosen, pythons)
     run = Run(
         command=shlex.join(["python", "bench/run.py", *argv]),
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -222,6 +247,28 @@ def main(argv: list[str]) -> int:
         wrk=wrk_version(wrk),
         peers={s.name for s in chosen if s.is_peer},
     )
+    admin_key = secrets.token_urlsafe(32)
+    failed = False
+    if chosen:
+        failed |= run_demo(args, chosen, wrk, run, admin_key, started)
+    if args.scenario in ("tensors", "all"):
+        failed |= run_tensors(args, wrk, run, admin_key)
+    return 1 if failed else 0
+
+
+def run_demo(
+    args: argparse.Namespace,
+    chosen: list[System],
+    wrk: str,
+    run: Run,
+    admin_key: str,
+    started: float,
+) -> bool:
+    """The demo scenario: one-row predictions on the demo model; writes RESULTS.md."""
+    pythons = {"modelport": args.modelport_venv.absolute() / "bin" / "python"}
+    for env in sorted({s.env_name for s in chosen if s.env_name}):
+        pythons[env] = ensure_env(env)
+    row, expected = prepare_models(chosen, pythons)
     points = sum(2 if s.name == "modelport" else 1 for s in chosen) * len(args.concurrency)
     print(
         f"reference prediction {expected!r}; about {points * args.duration / 60:.1f} min "
@@ -229,7 +276,6 @@ def main(argv: list[str]) -> int:
         flush=True,
     )
     rows: list[Row] = []
-    admin_key = secrets.token_urlsafe(32)
     for system in chosen:
         env = system.env_name or "modelport"
         run.summaries[system.name] = system.summary
@@ -252,7 +298,23 @@ def main(argv: list[str]) -> int:
     write(args.output, run, rows)
     (WORK_DIR / "results.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
     print(f"\nwrote {args.output} ({run.elapsed_s / 60:.1f} min)")
-    return 1 if run.failures else 0
+    return bool(run.failures)
+
+
+def run_tensors(args: argparse.Namespace, wrk: str, run: Run, admin_key: str) -> bool:
+    """The tensor scenario: REST JSON, REST binary and gRPC; writes RESULTS-tensors.md."""
+    started = time.monotonic()
+    print("\n=== tensor scenario: V2 REST JSON, REST binary and gRPC", flush=True)
+    rows, notes = tensors.run_scenario(args, measure_point, wrk, admin_key, WORK_DIR)
+    if not notes:
+        print("no system of the tensor scenario selected", flush=True)
+        return False
+    notes["elapsed_s"] = time.monotonic() - started
+    print("\n" + "\n".join(tensors_report.summary(rows)))
+    tensors_report.write(args.tensors_output, run, rows, notes)
+    (WORK_DIR / "results-tensors.json").write_text(json.dumps([asdict(r) for r in rows], indent=2))
+    print(f"\nwrote {args.tensors_output} ({notes['elapsed_s'] / 60:.1f} min)")
+    return bool(notes["failures"])
 
 
 if __name__ == "__main__":

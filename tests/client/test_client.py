@@ -17,6 +17,7 @@ from tests.servers import ServerProcess
 
 def test_public_api_is_stable() -> None:
     assert set(modelport.__all__) == {"Client", "ModelPortError", "__version__"}
+    assert set(modelport.client.__all__) == {"Client", "InferResult"}
 
 
 def test_sdk_covers_the_registry_and_inference(server: ServerProcess, tmp_path: Path) -> None:
@@ -38,11 +39,14 @@ def test_sdk_covers_the_registry_and_inference(server: ServerProcess, tmp_path: 
         assert client.get_version("sdk-model", 1).metrics == {"r2": 0.9}
         assert [v.version for v in client.list_versions("sdk-model")] == [1]
         assert np.allclose(client.predict("sdk-model", x[:3]), estimator.predict(x[:3]))
-        result = client.infer(
-            "sdk-model",
-            [{"name": "features", "shape": [1, 5], "datatype": "FP64", "data": x[0].tolist()}],
-        )
-        assert result["model_version"] == "1"
+        small = client.infer("sdk-model", x[:2])  # JSON
+        assert small.model_version == "1"
+        assert np.allclose(small["predict"], estimator.predict(x[:2]))
+        wide = np.repeat(x, 4, axis=0).astype(np.float32)  # 16 KB: binary, cast to FP64
+        large = client.infer("sdk-model@production", wide)
+        assert np.allclose(large["predict"], estimator.predict(wide.astype(np.float64)))
+        forced = client.infer("sdk-model@1", x[:1], binary=True, outputs=["predict"])
+        assert np.allclose(forced["predict"], estimator.predict(x[:1]))
         downloaded = client.download_artifact("sdk-model", 1, tmp_path / "copy.skops")
         assert downloaded.read_bytes() == path.read_bytes()
         client.set_alias("sdk-model", "staging", 1)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import InvalidInputError
-from modelport.runtimes.dtypes import NUMPY_DTYPES
+from modelport.tensors.dtypes import NUMPY_DTYPES
 from modelport.types import Datatype
 
 MAX_DIMENSION = 2**63 - 1

@@ -53,6 +53,7 @@ class HotRoute:
 
 HOT_ROUTES: tuple[HotRoute, ...] = (
     HotRoute("/predict", Scope.PREDICT, handle_predict, lambda s, _: default_reference(s)),
+    HotRoute("/invocations", Scope.PREDICT, handle_predict, lambda s, _: default_reference(s)),
     HotRoute(
         "/models/{ref}/predict",
         Scope.PREDICT,

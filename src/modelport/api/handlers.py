@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from modelport.api.body import json_object
-from modelport.api.codec import rows_from_json
 from modelport.api.rest.encoding import dump_json, json_ready
 from modelport.api.state import Services
+from modelport.api.tabular import body_kind, tensors_from_body
 from modelport.api.v2_codec import (
     OutputChoice,
     decode_raw_request,
     decode_request,
     encode_response,
     output_choice,
+    stack_columns,
 )
 from modelport.errors import InvalidInputError, NotFoundError
 from modelport.registry.references import Reference, parse_reference
 from modelport.serving.inference import InferenceRequest
+from modelport.types import VersionInfo
 
 
 @dataclass
@@ -54,19 +57,36 @@ def default_reference(services: Services) -> Reference:
 async def handle_predict(
     services: Services, reference: Reference, body: bytes, meta: RequestMeta
 ) -> Reply:
-    """``{"features": [[...]]}`` → ``{"prediction": [...]}`` (the Flask tutorial's JSON)."""
+    """``{"features": [[...]]}`` → ``{"prediction": [...]}`` (the Flask tutorial's JSON);
+    ``instances`` and MLflow's ``dataframe_split``/``dataframe_records``/``inputs`` bodies
+    answer ``{"predictions": [...]}`` as KServe V1 and MLflow do."""
     document = json_object(body, meta.content_type)
-    if "features" not in document:
-        raise InvalidInputError('the body needs a "features" field: {"features": [[...], ...]}')
-    features = rows_from_json(document["features"])
-    response = await services.dataplane.predict(reference, features)
+    kind = body_kind(document)
+    version = await services.dataplane.resolve(reference)
+    inputs = tensors_from_body(kind, document[kind], version.signature)
+    request = InferenceRequest(inputs=inputs, parameters=_params(document.get("params")))
+    response = await services.dataplane.infer(reference_of(version), request)
+    key = "prediction" if kind == "features" else "predictions"
     return Reply(
-        dump_json({"prediction": json_ready(response.outputs[0].data)}),
+        dump_json({key: json_ready(response.outputs[0].data)}),
         headers={
             "X-Model-Name": response.model_name,
             "X-Model-Version": str(response.model_version),
         },
     )
+
+
+def reference_of(version: VersionInfo) -> Reference:
+    """The exact version, so that an alias moving mid-request changes nothing."""
+    return Reference(version.model, version=version.version)
+
+
+def _params(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInputError('"params" must be an object')
+    return value
 
 
 def binary_header_length(value: str | None, body_length: int) -> int | None:
@@ -108,6 +128,11 @@ async def handle_infer(
     """Open Inference Protocol V2 inference: JSON tensors or the binary tensor extension."""
     started = time.perf_counter_ns()
     request, choice = await _decode_infer(services, reference, body, meta)
+    if request.parameters.get("content_type") == "pd":
+        version = await services.dataplane.resolve(reference)
+        specs = version.signature.inputs
+        if len(specs) == 1 and len(request.inputs) > 1:
+            stack_columns(request, specs[0].name)
     request.decode_ns = time.perf_counter_ns() - started
     response = await services.dataplane.infer(reference, request)
     started = time.perf_counter_ns()

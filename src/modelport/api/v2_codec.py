@@ -3,15 +3,20 @@ tensor data extension (JSON header followed by raw tensor bytes)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import base64
+import binascii
+from dataclasses import dataclass, field
 from typing import Any
 
-from modelport.api.binary import decode_tensor, element_count, encode_tensor, storage_dtype
+import numpy as np
+
 from modelport.api.codec import check_shape, parse_datatype, tensor_from_json
 from modelport.api.rest.encoding import json_ready
 from modelport.errors import InvalidInputError
 from modelport.serving.inference import InferenceRequest, InferenceResponse, Tensor
 from modelport.serving.repository import VersionStatistics
+from modelport.tensors.binary import decode_tensor, element_count, encode_tensor, storage_dtype
+from modelport.tensors.dtypes import datatype_of
 from modelport.types import Datatype, VersionInfo
 
 
@@ -22,6 +27,8 @@ class OutputChoice:
     names: list[str] | None
     binary: dict[str, bool]
     binary_default: bool
+    base64: dict[str, bool] = field(default_factory=dict)
+    base64_default: bool = False
 
 
 def decode_request(document: dict[str, Any], binary: memoryview | None = None) -> InferenceRequest:
@@ -64,7 +71,10 @@ def decode_request(document: dict[str, Any], binary: memoryview | None = None) -
             data = decode_tensor(name, datatype, shape, binary[offset : offset + size])
             offset += size
         elif "data" in item:
-            data = tensor_from_json(name, datatype, shape, item["data"])
+            if parameters.get("content_type") == "base64" and datatype is Datatype.BYTES:
+                data = _base64_tensor(name, shape, item["data"])
+            else:
+                data = tensor_from_json(name, datatype, shape, item["data"])
         else:
             raise InvalidInputError(f"input '{name}' is missing 'data'")
         tensors.append(Tensor(name, datatype, shape, data, parameters))
@@ -82,26 +92,78 @@ def decode_request(document: dict[str, Any], binary: memoryview | None = None) -
     )
 
 
+def _base64_tensor(name: str, shape: list[int], data: Any) -> np.ndarray:
+    items = _base64_decoded(name, data)
+    if len(items) != element_count(shape):
+        raise InvalidInputError(
+            f"input '{name}': shape {shape} needs {element_count(shape)} values but 'data' "
+            f"has {len(items)}"
+        )
+    array = np.empty(len(items), dtype=object)
+    array[:] = items
+    return array.reshape(shape)
+
+
+def _base64_decoded(name: str, data: Any) -> list[Any]:
+    items = data if isinstance(data, list) else [data]
+    flat: list[Any] = []
+    stack = list(reversed(items))
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            stack.extend(reversed(item))
+            continue
+        if not isinstance(item, str):
+            raise InvalidInputError(f"input '{name}': base64 data must be strings")
+        try:
+            flat.append(base64.b64decode(item, validate=True))
+        except binascii.Error:
+            raise InvalidInputError(f"input '{name}': {item[:32]!r} is not valid base64") from None
+    return flat
+
+
+def stack_columns(request: InferenceRequest, input_name: str) -> None:
+    """The "pd" content type for a model taking one row matrix: named 1-D inputs become
+    the matrix's columns, in request order."""
+    columns = []
+    for tensor in request.inputs:
+        column = tensor.data.reshape(len(tensor.data), -1) if tensor.data.ndim else tensor.data
+        if column.ndim != 2 or column.shape[1] != 1:
+            raise InvalidInputError(
+                f"input '{tensor.name}': a pd column must have shape [N] or [N,1]"
+            )
+        columns.append(column)
+    if len({len(column) for column in columns}) != 1:
+        raise InvalidInputError("pd columns must all have the same number of rows")
+    matrix = np.hstack(columns)
+    request.inputs = [Tensor(input_name, datatype_of(matrix.dtype), list(matrix.shape), matrix)]
+
+
 def output_choice(document: dict[str, Any]) -> OutputChoice:
     parameters = _parameters(document.get("parameters"), "'parameters'")
     default = parameters.get("binary_data_output", False)
     if not isinstance(default, bool):
         raise InvalidInputError("parameter binary_data_output must be true or false")
+    base64_default = parameters.get("content_type") == "base64"
     outputs = document.get("outputs")
     if outputs is None:
-        return OutputChoice(None, {}, default)
+        return OutputChoice(None, {}, default, base64_default=base64_default)
     if not isinstance(outputs, list) or not all(
         isinstance(o, dict) and isinstance(o.get("name"), str) for o in outputs
     ):
         raise InvalidInputError("'outputs' must be a list of objects with a 'name'")
     binary: dict[str, bool] = {}
+    as_base64: dict[str, bool] = {}
     for output in outputs:
-        flag = _parameters(output.get("parameters"), "output parameters").get("binary_data")
+        output_parameters = _parameters(output.get("parameters"), "output parameters")
+        if "content_type" in output_parameters:
+            as_base64[output["name"]] = output_parameters["content_type"] == "base64"
+        flag = output_parameters.get("binary_data")
         if flag is not None:
             if not isinstance(flag, bool):
                 raise InvalidInputError("output parameter binary_data must be true or false")
             binary[output["name"]] = flag
-    return OutputChoice([o["name"] for o in outputs], binary, default)
+    return OutputChoice([o["name"] for o in outputs], binary, default, as_base64, base64_default)
 
 
 def decode_raw_request(
@@ -160,6 +222,12 @@ def encode_response(
             raw = encode_tensor(tensor.datatype, tensor.data)
             entry["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
+        elif choice is not None and choice.base64.get(tensor.name, choice.base64_default):
+            entry["data"] = [
+                base64.b64encode(v if isinstance(v, bytes) else str(v).encode()).decode()
+                for v in tensor.data.reshape(-1).tolist()
+            ]
+            entry["parameters"] = {"content_type": "base64"}
         else:
             entry["data"] = json_ready(tensor.data.reshape(-1))
         outputs.append(entry)

@@ -12,12 +12,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import httpx
+import numpy as np
 
-from modelport.errors import ModelPortError, error_from_code
+from modelport.client.v2 import as_named_arrays, build_request, parse_response
+from modelport.errors import InvalidInputError, ModelPortError, error_from_code
 from modelport.types import (
     AliasInfo,
     AliasMove,
@@ -30,6 +34,19 @@ from modelport.types import (
 )
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+@dataclass
+class InferResult:
+    """A V2 inference result: the exact version used and each output as an array."""
+
+    model_name: str
+    model_version: str
+    outputs: dict[str, np.ndarray]
+    id: str | None = None
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.outputs[name]
 
 
 class _ProgressReader:
@@ -49,6 +66,24 @@ class _ProgressReader:
             yield chunk
 
 
+_CODE_BY_STATUS = {
+    400: "invalid_input",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def _segment(value: str) -> str:
+    """A URL path segment: names can never reach another route (``../keys``, ``a?x``)."""
+    return quote(value, safe="@")
+
+
 def _raise_for_error(response: httpx.Response) -> None:
     if response.is_success:
         return
@@ -58,8 +93,8 @@ def _raise_for_error(response: httpx.Response) -> None:
         error = None
     if isinstance(error, dict):
         raise error_from_code(str(error.get("code")), str(error.get("message")))
-    if isinstance(error, str):
-        raise ModelPortError(error)
+    if isinstance(error, str):  # the V2 error shape carries no code: use the status
+        raise error_from_code(_CODE_BY_STATUS.get(response.status_code, ""), error)
     raise ModelPortError(f"HTTP {response.status_code}: {response.text[:200]}")
 
 
@@ -78,9 +113,12 @@ class Client:
         self.url = (url or os.environ.get("MODELPORT_URL") or DEFAULT_URL).rstrip("/")
         key = api_key if api_key is not None else os.environ.get("MODELPORT_API_KEY")
         headers = {"Authorization": f"Bearer {key}"} if key else {}
-        self._http = httpx.Client(
-            base_url=self.url, headers=headers, timeout=timeout, transport=transport
-        )
+        try:
+            self._http = httpx.Client(
+                base_url=self.url, headers=headers, timeout=timeout, transport=transport
+            )
+        except (httpx.InvalidURL, ValueError, UnicodeEncodeError) as exc:
+            raise ModelPortError(f"invalid server URL or API key: {exc}") from None
 
     def close(self) -> None:
         self._http.close()
@@ -96,6 +134,12 @@ class Client:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as exc:
             raise ModelPortError(f"cannot reach ModelPort at {self.url}: {exc}") from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise ModelPortError(f"invalid server URL {self.url!r}: {exc}") from None
+        except UnicodeEncodeError:
+            raise ModelPortError("the API key must be ASCII text") from None
+        except ValueError as exc:  # e.g. NaN, which JSON cannot carry
+            raise InvalidInputError(f"the request cannot be sent as JSON: {exc}") from None
         _raise_for_error(response)
         return response
 
@@ -105,7 +149,9 @@ class Client:
         return [ModelInfo.model_validate(m) for m in self._request("GET", "/api/v1/models").json()]
 
     def get_model(self, name: str) -> ModelInfo:
-        return ModelInfo.model_validate(self._request("GET", f"/api/v1/models/{name}").json())
+        return ModelInfo.model_validate(
+            self._request("GET", f"/api/v1/models/{_segment(name)}").json()
+        )
 
     def create_model(
         self, name: str, description: str = "", tags: dict[str, str] | None = None
@@ -121,11 +167,11 @@ class Client:
             body["description"] = description
         if tags is not None:
             body["tags"] = tags
-        response = self._request("PATCH", f"/api/v1/models/{name}", json=body)
+        response = self._request("PATCH", f"/api/v1/models/{_segment(name)}", json=body)
         return ModelInfo.model_validate(response.json())
 
     def delete_model(self, name: str) -> None:
-        self._request("DELETE", f"/api/v1/models/{name}")
+        self._request("DELETE", f"/api/v1/models/{_segment(name)}")
 
     # versions -----------------------------------------------------------------------------
 
@@ -149,29 +195,31 @@ class Client:
             if value:
                 fields[key] = json.dumps(value)
         path = Path(path)
+        if not path.is_file():
+            raise InvalidInputError(f"no such file: {path}")
         with path.open("rb") as stream:
             upload: Any = _ProgressReader(stream, on_progress) if on_progress else stream
             response = self._request(
                 "POST",
-                f"/api/v1/models/{name}/versions",
+                f"/api/v1/models/{_segment(name)}/versions",
                 data=fields,
                 files={"file": (path.name, upload, "application/octet-stream")},
             )
         return VersionInfo.model_validate(response.json())
 
     def list_versions(self, name: str) -> list[VersionInfo]:
-        response = self._request("GET", f"/api/v1/models/{name}/versions")
+        response = self._request("GET", f"/api/v1/models/{_segment(name)}/versions")
         return [VersionInfo.model_validate(v) for v in response.json()]
 
     def get_version(self, name: str, version: int) -> VersionInfo:
-        response = self._request("GET", f"/api/v1/models/{name}/versions/{version}")
+        response = self._request("GET", f"/api/v1/models/{_segment(name)}/versions/{version}")
         return VersionInfo.model_validate(response.json())
 
     def download_artifact(self, name: str, version: int, destination: str | Path) -> Path:
         destination = Path(destination)
         try:
             with self._http.stream(
-                "GET", f"/api/v1/models/{name}/versions/{version}/artifact"
+                "GET", f"/api/v1/models/{_segment(name)}/versions/{version}/artifact"
             ) as response:
                 if not response.is_success:
                     response.read()
@@ -187,16 +235,20 @@ class Client:
 
     def set_alias(self, name: str, alias: str, version: int) -> AliasInfo:
         response = self._request(
-            "PUT", f"/api/v1/models/{name}/aliases/{alias}", json={"version": version}
+            "PUT",
+            f"/api/v1/models/{_segment(name)}/aliases/{_segment(alias)}",
+            json={"version": version},
         )
         return AliasInfo.model_validate(response.json())
 
     def remove_alias(self, name: str, alias: str) -> None:
-        self._request("DELETE", f"/api/v1/models/{name}/aliases/{alias}")
+        self._request("DELETE", f"/api/v1/models/{_segment(name)}/aliases/{_segment(alias)}")
 
     def alias_history(self, name: str, alias: str | None = None) -> list[AliasMove]:
         params = {"alias": alias} if alias else None
-        response = self._request("GET", f"/api/v1/models/{name}/alias-history", params=params)
+        response = self._request(
+            "GET", f"/api/v1/models/{_segment(name)}/alias-history", params=params
+        )
         return [AliasMove.model_validate(m) for m in response.json()]
 
     # inference ----------------------------------------------------------------------------
@@ -204,19 +256,39 @@ class Client:
     def predict(self, ref: str, features: Any) -> list[Any]:
         """Simple JSON prediction: ``features`` is a list of rows (or a 2-D array)."""
         rows = features.tolist() if hasattr(features, "tolist") else features
-        response = self._request("POST", f"/models/{ref}/predict", json={"features": rows})
+        response = self._request(
+            "POST", f"/models/{_segment(ref)}/predict", json={"features": rows}
+        )
         prediction: list[Any] = response.json()["prediction"]
         return prediction
 
     def infer(
-        self, name: str, inputs: list[dict[str, Any]], version: str | None = None, **extra: Any
-    ) -> dict[str, Any]:
-        """Open Inference Protocol V2 JSON inference; returns the response document."""
-        path = f"/v2/models/{name}" + (f"/versions/{version}" if version else "") + "/infer"
-        result: dict[str, Any] = self._request(
-            "POST", path, json={"inputs": inputs, **extra}
-        ).json()
-        return result
+        self,
+        ref: str,
+        inputs: Any,
+        *,
+        outputs: list[str] | None = None,
+        binary: bool | None = None,
+    ) -> InferResult:
+        """V2 inference. ``inputs`` is a numpy array (the model's single input), a pandas
+        DataFrame (one input per column) or a mapping of input names to arrays. Numeric
+        tensors of 4 KiB or more go as raw bytes (``binary`` forces one way or the other).
+        ``ref`` is ``name``, ``name@alias`` or ``name@N``."""
+        arrays, parameters = as_named_arrays(inputs)
+        body, headers = build_request(arrays, parameters, outputs, binary)
+        name, _, selector = ref.partition("@")
+        path = f"/v2/models/{_segment(name)}"
+        if selector:
+            path += f"/versions/{_segment(selector)}"
+        response = self._request("POST", path + "/infer", content=body, headers=headers)
+        header_length = response.headers.get("inference-header-content-length")
+        document, arrays_out = parse_response(response.content, header_length)
+        return InferResult(
+            model_name=document["model_name"],
+            model_version=str(document.get("model_version", "")),
+            outputs=arrays_out,
+            id=document.get("id"),
+        )
 
     def ready(self) -> bool:
         try:

@@ -12,9 +12,9 @@ import numpy as np
 
 from modelport.errors import ForbiddenError, InvalidInputError, UnavailableError
 from modelport.runtimes.base import InspectedArtifact, Tensors
-from modelport.runtimes.dtypes import datatype_of
 from modelport.runtimes.formats import ArtifactFormat
 from modelport.runtimes.sklearn_trusted import TRUSTED_SKOPS_TYPES
+from modelport.tensors.dtypes import datatype_of
 from modelport.types import Datatype, Signature, TensorSpec
 
 PICKLE_REFUSED = (
@@ -112,6 +112,22 @@ def _takes_text(estimator: Any) -> bool:
     return type(first).__name__ in TEXT_VECTORIZERS
 
 
+def _text_columns(estimator: Any) -> set[str]:
+    """Columns a ColumnTransformer feeds to an encoder fitted on strings (categoricals)."""
+    found: set[str] = set()
+    steps = [step for _, step in getattr(estimator, "steps", [])] or [estimator]
+    for step in steps:
+        for _, transformer, columns in getattr(step, "transformers_", []):
+            encoder = transformer.steps[-1][1] if hasattr(transformer, "steps") else transformer
+            categories = getattr(encoder, "categories_", None)
+            if categories is None or not isinstance(columns, list | tuple | np.ndarray):
+                continue
+            for column, values in zip(columns, categories, strict=False):
+                if np.asarray(values).dtype.kind in "OUS":
+                    found.add(str(column))
+    return found
+
+
 def infer_signature(estimator: Any) -> Signature:
     """Build the V2 signature from what a fitted estimator knows about itself."""
     if _takes_text(estimator):
@@ -123,18 +139,23 @@ def infer_signature(estimator: Any) -> Signature:
                 f"cannot tell how many features {type(estimator).__name__} expects; pass a "
                 "signature with the upload"
             )
-        parameters: dict[str, Any] = {}
         names = getattr(estimator, "feature_names_in_", None)
         if names is not None:
-            parameters["feature_names"] = [str(name) for name in names]
-        inputs = [
-            TensorSpec(
-                name="features",
-                datatype=Datatype.FP64,
-                shape=[-1, int(n_features)],
-                parameters=parameters,
-            )
-        ]
+            # Trained on a DataFrame: one input per column (the "pd" content type).
+            text = _text_columns(estimator)
+            inputs = [
+                TensorSpec(
+                    name=str(name),
+                    datatype=Datatype.BYTES if str(name) in text else Datatype.FP64,
+                    shape=[-1],
+                    parameters={"content_type": "pd"},
+                )
+                for name in names
+            ]
+        else:
+            inputs = [
+                TensorSpec(name="features", datatype=Datatype.FP64, shape=[-1, int(n_features)])
+            ]
     classes = getattr(estimator, "classes_", None)
     if classes is not None:
         outputs = [
@@ -164,11 +185,19 @@ class SklearnModel:
         self.signature = signature
         self.default_outputs = ["predict"]
         self._input = signature.inputs[0].name
-        self._text = signature.inputs[0].datatype is Datatype.BYTES
+        self._text = signature.inputs[0].datatype is Datatype.BYTES and len(signature.inputs) == 1
         names = getattr(estimator, "feature_names_in_", None)
         self._columns = [str(name) for name in names] if names is not None else None
+        # Per-column signature (trained on a DataFrame): one input per column.
+        self._by_column = [spec.name for spec in signature.inputs] == self._columns
 
     def _model_input(self, inputs: Tensors) -> Any:
+        if self._by_column and self._columns is not None:
+            import pandas as pd
+
+            return pd.DataFrame(
+                {name: _column(inputs[name]) for name in self._columns}, columns=self._columns
+            )
         features = inputs[self._input]
         if self._text:
             return [_as_text(item) for item in features.reshape(-1)]
@@ -195,6 +224,13 @@ class SklearnModel:
 
     def unload(self) -> None:
         self.estimator = None
+
+
+def _column(array: np.ndarray) -> Any:
+    flat = array.reshape(-1)
+    if flat.dtype.kind in "OS":
+        return [_as_text(item) for item in flat]
+    return flat
 
 
 def _as_text(item: Any) -> str:

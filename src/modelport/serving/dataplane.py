@@ -15,10 +15,10 @@ import numpy as np
 from modelport.errors import ModelPortError, UnavailableError
 from modelport.registry import Registry
 from modelport.registry.references import Reference
-from modelport.runtimes.dtypes import datatype_of
 from modelport.serving.inference import InferenceRequest, InferenceResponse, Tensor
 from modelport.serving.model_cache import ModelCache, ServedModel
 from modelport.serving.validation import check_inputs, check_requested_outputs
+from modelport.tensors.dtypes import datatype_of
 from modelport.types import VersionInfo
 
 

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from modelport.runtimes.base import LoadedModel, Tensors
-from modelport.runtimes.dtypes import NUMPY_DTYPES
 from modelport.runtimes.loader import load_model
 from modelport.serving.batching import Batcher
 from modelport.serving.statistics import ModelStatistics
 from modelport.storage.artifacts import ArtifactStore
+from modelport.tensors.dtypes import NUMPY_DTYPES
 from modelport.types import Datatype, Signature, VersionInfo
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ import numpy as np
 
 from modelport.errors import InvalidInputError
 from modelport.runtimes.base import Tensors
-from modelport.runtimes.dtypes import NUMPY_DTYPES
 from modelport.serving.inference import Tensor
+from modelport.tensors.dtypes import NUMPY_DTYPES
 from modelport.types import Datatype, Signature, TensorSpec
 
 _NUMERIC_KINDS = "biuf"

@@ -7,12 +7,12 @@ from typing import Any
 import numpy as np
 from google.protobuf import json_format
 
-from modelport.api.binary import decode_tensor, element_count, encode_tensor
 from modelport.api.codec import check_shape, parse_datatype
 from modelport.api.grpc.protocol import inference_pb2 as pb
 from modelport.errors import InvalidInputError
-from modelport.runtimes.dtypes import NUMPY_DTYPES
 from modelport.serving.inference import InferenceRequest, InferenceResponse, Tensor
+from modelport.tensors.binary import decode_tensor, element_count, encode_tensor
+from modelport.tensors.dtypes import NUMPY_DTYPES
 from modelport.types import Datatype
 
 # Which typed ``contents`` field carries each datatype when raw contents are not used.

@@ -30,6 +30,13 @@ async def predict_default(request: Request, _: Principal = require(Scope.PREDICT
     return await _predict(request, default_reference(services_of(request)))
 
 
+@router.post("/invocations", summary="MLflow scoring protocol, default model")
+async def invocations(request: Request, _: Principal = require(Scope.PREDICT)) -> Response:
+    """``dataframe_split``, ``dataframe_records``, ``instances`` or ``inputs`` →
+    ``{"predictions": [...]}``, as MLflow's scoring server answers."""
+    return await _predict(request, default_reference(services_of(request)))
+
+
 @router.post("/models/{ref}/predict", summary="Predict with name, name@alias or name@N")
 async def predict_reference(
     ref: str, request: Request, _: Principal = require(Scope.PREDICT)

@@ -9,7 +9,7 @@ import struct
 import numpy as np
 
 from modelport.errors import InvalidInputError
-from modelport.runtimes.dtypes import NUMPY_DTYPES
+from modelport.tensors.dtypes import NUMPY_DTYPES
 from modelport.types import Datatype
 
 BF16_STORAGE = np.dtype("<u2")
