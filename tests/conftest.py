@@ -11,13 +11,17 @@ from tests.servers import ServerProcess, start_server
 
 ADMIN_KEY = "mp_test-admin-key-0123456789abcdefghijklmnop"
 UPLOAD_LIMIT = 4 * 1024 * 1024
+REQUEST_LIMIT = 8 * 1024 * 1024
 
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """One shared server on SQLite with the demo model; admin key ``ADMIN_KEY``."""
     data_dir = tmp_path_factory.mktemp("shared") / "data"
-    limits = {"MODELPORT_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT)}
+    limits = {
+        "MODELPORT_MAX_UPLOAD_BYTES": str(UPLOAD_LIMIT),
+        "MODELPORT_MAX_REQUEST_BYTES": str(REQUEST_LIMIT),
+    }
     with start_server(data_dir, admin_key=ADMIN_KEY, env=limits) as process:
         yield process
 

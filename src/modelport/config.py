@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -35,6 +35,15 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(default=32, gt=1)
     max_batch_size: int = Field(default=256, gt=0)
     log_level: str = "info"
+
+    @field_validator("admin_key")
+    @classmethod
+    def _admin_key_is_strong(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value()) < 24:
+            raise ValueError(
+                "must be at least 24 characters (generate one with `openssl rand -hex 24`)"
+            )
+        return key
 
     @property
     def resolved_database_url(self) -> str:

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from modelport.server.demo import train_demo_model
+from tests.conftest import REQUEST_LIMIT
 from tests.servers import ServerProcess
 
 ROW = [0.1, -0.2, 0.3, 0.4, -0.5, 0.6, 0.7, -0.8, 0.9, 1.0]
@@ -176,8 +177,9 @@ def test_bad_input_gets_a_clear_4xx_and_the_server_stays_healthy(
 def test_body_over_the_limit_is_refused_with_413(
     admin: httpx.Client, server: ServerProcess
 ) -> None:
-    body = b'{"features": [' + b"[1,2,3,4,5,6,7,8,9,10]," * 3_200_000 + b"[1,2,3,4,5,6,7,8,9,10]]}"
-    assert len(body) > 64 * 1024 * 1024
+    row = b"[1,2,3,4,5,6,7,8,9,10],"
+    body = b'{"features": [' + row * (REQUEST_LIMIT // len(row) + 1) + b"[1,2,3,4,5,6,7,8,9,10]]}"
+    assert len(body) > REQUEST_LIMIT
     response = admin.post("/predict", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 413
     assert "limit" in response.json()["error"]["message"]

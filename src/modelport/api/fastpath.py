@@ -81,6 +81,16 @@ HOT_ROUTES: tuple[HotRoute, ...] = (
 )
 
 
+def _is_upload(scope: dict[str, Any]) -> bool:
+    parts = scope["path"].strip("/").split("/")
+    return (
+        scope["method"] == "POST"
+        and len(parts) == 5
+        and parts[:3] == ["api", "v1", "models"]
+        and parts[4] == "versions"
+    )
+
+
 class _ClientGone(Exception):
     pass
 
@@ -144,11 +154,11 @@ class FastPath:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
-            await self.app(scope, receive, send)
+            await self._fall_through(scope, receive, send)
             return
         matched = _match(scope["path"])
         if matched is None:
-            await self.app(scope, receive, send)
+            await self._fall_through(scope, receive, send)
             return
         route, params = matched
         try:
@@ -167,6 +177,41 @@ class FastPath:
             await _send(send, status, body, headers)
             return
         await _send(send, reply.status, reply.body, reply.headers, reply.media_type)
+
+    async def _fall_through(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """FastAPI's routes, with request bodies bounded (uploads have their own limit)."""
+        if scope["type"] != "http" or _is_upload(scope):
+            await self.app(scope, receive, send)
+            return
+        limit = self.app.state.services.settings.max_request_bytes
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) <= limit:
+            await self.app(scope, receive, send)
+            return
+        if declared is None and scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        # Over the limit, or a body of unknown length: read it here, within the limit.
+        try:
+            body = await _read_body(receive, limit) if declared is None else b""
+            if declared is not None:
+                raise TooLargeError(too_large_message(limit))
+        except _ClientGone:
+            return
+        except ModelPortError as exc:
+            status, error, headers = error_body(scope["path"], exc.code, exc.message)
+            await _send(send, status, error, headers)
+            return
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
     async def _handle(
         self, scope: dict[str, Any], receive: Any, route: HotRoute, params: list[str]

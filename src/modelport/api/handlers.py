@@ -6,9 +6,11 @@ call these, so the two can never disagree.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from modelport.api.body import json_object
 from modelport.api.rest.encoding import dump_json, json_ready
@@ -24,8 +26,8 @@ from modelport.api.v2_codec import (
 )
 from modelport.errors import InvalidInputError, NotFoundError
 from modelport.registry.references import Reference, parse_reference
-from modelport.serving.inference import InferenceRequest
-from modelport.types import VersionInfo
+from modelport.serving.inference import InferenceRequest, Tensor
+from modelport.types import Signature, VersionInfo
 
 
 @dataclass
@@ -60,10 +62,10 @@ async def handle_predict(
     """``{"features": [[...]]}`` → ``{"prediction": [...]}`` (the Flask tutorial's JSON);
     ``instances`` and MLflow's ``dataframe_split``/``dataframe_records``/``inputs`` bodies
     answer ``{"predictions": [...]}`` as KServe V1 and MLflow do."""
-    document = json_object(body, meta.content_type)
-    kind = body_kind(document)
     version = await services.dataplane.resolve(reference)
-    inputs = tensors_from_body(kind, document[kind], version.signature)
+    document, kind, inputs = await off_loop_if_large(
+        len(body), _decode_tabular, body, meta.content_type, version.signature
+    )
     request = InferenceRequest(inputs=inputs, parameters=_params(document.get("params")))
     response = await services.dataplane.infer(reference_of(version), request)
     key = "prediction" if kind == "features" else "predictions"
@@ -74,6 +76,27 @@ async def handle_predict(
             "X-Model-Version": str(response.model_version),
         },
     )
+
+
+OFF_LOOP_BYTES = 256 * 1024
+"""Bodies at least this large are decoded in a worker thread, so that one big request
+cannot stall every other request (health checks included) on the event loop."""
+
+T = TypeVar("T")
+
+
+async def off_loop_if_large(size: int, work: Callable[..., T], *args: Any) -> T:
+    if size >= OFF_LOOP_BYTES:
+        return await asyncio.to_thread(work, *args)
+    return work(*args)
+
+
+def _decode_tabular(
+    body: bytes, content_type: str, signature: Signature
+) -> tuple[dict[str, Any], str, list[Tensor]]:
+    document = json_object(body, content_type)
+    kind = body_kind(document)
+    return document, kind, tensors_from_body(kind, document[kind], signature)
 
 
 def reference_of(version: VersionInfo) -> Reference:
@@ -109,8 +132,9 @@ async def _decode_infer(
 ) -> tuple[InferenceRequest, OutputChoice]:
     header_length = binary_header_length(meta.inference_header_length, len(body))
     if header_length is None:
-        document = json_object(body, meta.content_type)
-        return decode_request(document), output_choice(document)
+        document = await off_loop_if_large(len(body), json_object, body, meta.content_type)
+        request = await off_loop_if_large(len(body), decode_request, document)
+        return request, output_choice(document)
     if header_length == 0:
         version = await services.dataplane.resolve(reference)
         if len(version.signature.inputs) != 1:
@@ -119,7 +143,9 @@ async def _decode_infer(
         request = decode_raw_request(body, spec.name, spec.datatype, spec.shape)
         return request, OutputChoice(None, {}, binary_default=True)
     document = json_object(body[:header_length], "application/json")
-    return decode_request(document, memoryview(body)[header_length:]), output_choice(document)
+    binary = memoryview(body)[header_length:]
+    request = await off_loop_if_large(header_length, decode_request, document, binary)
+    return request, output_choice(document)
 
 
 async def handle_infer(
@@ -137,7 +163,7 @@ async def handle_infer(
     response = await services.dataplane.infer(reference, request)
     started = time.perf_counter_ns()
     header, chunks = encode_response(response, choice)
-    header_bytes = dump_json(header)
+    header_bytes = await off_loop_if_large(len(body), dump_json, header)
     if chunks:
         reply = Reply(
             b"".join([header_bytes, *chunks]),

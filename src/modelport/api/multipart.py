@@ -119,8 +119,8 @@ async def stream_upload(
             "(curl -F file=@model.skops ...)"
         )
     collector = _FormCollector(store, max_file_bytes, file_field)
-    parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
     try:
+        parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()

@@ -15,7 +15,12 @@ def convert_to_skops(source: Path) -> Path:
     import joblib
     import skops.io as sio
 
-    estimator = joblib.load(source)
+    try:
+        estimator = joblib.load(source)
+    except Exception as exc:  # whatever the file held, say so in one line
+        raise InvalidInputError(
+            f"{source} could not be loaded with joblib ({type(exc).__name__}: {exc})"
+        ) from None
     if not hasattr(estimator, "predict"):
         raise InvalidInputError(f"{source} holds a {type(estimator).__name__}, not a model")
     handle, name = tempfile.mkstemp(suffix=".skops", prefix=source.stem + "-")

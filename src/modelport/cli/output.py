@@ -14,7 +14,7 @@ from rich.console import Console
 from modelport.errors import ModelPortError
 
 console = Console()
-errors = Console(stderr=True)
+errors = Console(stderr=True, soft_wrap=True)  # one error, one line
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -35,6 +35,8 @@ def clean_errors(command: Callable[P, R]) -> Callable[P, R]:
             raise fail(exc.message) from None
         except OSError as exc:
             raise fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")) from None
+        except ValueError as exc:  # e.g. NaN in --data, which JSON cannot carry
+            raise fail(str(exc)) from None
 
     return wrapper
 

@@ -28,7 +28,7 @@ class Reference:
 
 
 def validate_name(name: str, what: str = "model name") -> str:
-    if not NAME_PATTERN.match(name) or ".." in name:
+    if not NAME_PATTERN.fullmatch(name) or ".." in name:
         raise InvalidInputError(
             f"invalid {what} {name[:64]!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter or digit"
@@ -37,7 +37,7 @@ def validate_name(name: str, what: str = "model name") -> str:
 
 
 def validate_alias(alias: str) -> str:
-    if not ALIAS_PATTERN.match(alias) or ".." in alias:
+    if not ALIAS_PATTERN.fullmatch(alias) or ".." in alias:
         raise InvalidInputError(
             f"invalid alias {alias[:64]!r}: use 1-128 letters, digits, '.', '_' or '-', "
             "starting with a letter (a number would read as a version)"
@@ -50,7 +50,7 @@ def parse_version_selector(name: str, selector: str | None) -> Reference:
     validate_name(name)
     if selector is None or selector == "":
         return Reference(name)
-    if selector.isdigit():
+    if selector.isascii() and selector.isdigit():
         version = int(selector)
         if version < 1 or version > 2**31 - 1:
             raise InvalidInputError(f"version {selector} is out of range; versions start at 1")

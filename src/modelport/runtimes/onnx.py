@@ -11,6 +11,7 @@ import numpy as np
 
 from modelport.errors import InvalidInputError
 from modelport.runtimes.base import InspectedArtifact, Tensors
+from modelport.runtimes.signatures import check_given_signature
 from modelport.types import Datatype, Signature, TensorSpec
 
 _ONNX_TYPES: dict[str, Datatype] = {
@@ -64,11 +65,12 @@ def inspect_artifact(path: Path, signature: Signature | None) -> InspectedArtifa
 
     session = _session(path)
     meta = session.get_modelmeta()
+    actual = signature_of(session)
     return InspectedArtifact(
         format="onnx",
         framework="onnxruntime",
         framework_version=ort.__version__,
-        signature=signature or signature_of(session),
+        signature=check_given_signature(signature, actual) if signature else actual,
         params={"producer": meta.producer_name, "graph": meta.graph_name},
     )
 

@@ -13,6 +13,7 @@ import numpy as np
 from modelport.errors import ForbiddenError, InvalidInputError, UnavailableError
 from modelport.runtimes.base import InspectedArtifact, Tensors
 from modelport.runtimes.formats import ArtifactFormat
+from modelport.runtimes.signatures import check_given_signature
 from modelport.runtimes.sklearn_trusted import TRUSTED_SKOPS_TYPES
 from modelport.tensors.dtypes import datatype_of
 from modelport.types import Datatype, Signature, TensorSpec
@@ -85,11 +86,12 @@ def inspect_artifact(
         )
     import sklearn
 
+    inferred = infer_signature(estimator)
     return InspectedArtifact(
         format=fmt.value,
         framework="sklearn",
         framework_version=sklearn.__version__,
-        signature=signature or infer_signature(estimator),
+        signature=check_given_signature(signature, inferred) if signature else inferred,
         params=_estimator_params(estimator),
         trusted=trusted,
     )

@@ -30,6 +30,7 @@ def run_server(overrides: dict[str, Any]) -> None:
             f"--no-auth is refused on {settings.host}: without keys the server may only "
             "listen on a loopback address (127.0.0.1, ::1, localhost)"
         )
+    _preflight(settings)
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
@@ -43,3 +44,24 @@ def run_server(overrides: dict[str, Any]) -> None:
         access_log=False,
         server_header=False,
     )
+
+
+def _preflight(settings: Settings) -> None:
+    """Fail with one clear line before the server starts: data dir, database, schema."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from modelport.storage.db import create_db_engine, run_migrations
+
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        raise InvalidInputError(f"--data-dir {settings.data_dir} exists and is not a folder")
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InvalidInputError(f"cannot create the data dir {settings.data_dir}: {exc}") from None
+    try:
+        engine = create_db_engine(settings.resolved_database_url)
+        run_migrations(engine)
+        engine.dispose()
+    except (SQLAlchemyError, ImportError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise InvalidInputError(f"cannot open the database: {reason}") from None

@@ -7,15 +7,12 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from modelport.runtimes.base import LoadedModel, Tensors
-from modelport.runtimes.loader import load_model
+from modelport.runtimes.base import LoadedModel
+from modelport.runtimes.loader import load_version, synthetic_inputs
 from modelport.serving.batching import Batcher
 from modelport.serving.statistics import ModelStatistics
 from modelport.storage.artifacts import ArtifactStore
-from modelport.tensors.dtypes import NUMPY_DTYPES
-from modelport.types import Datatype, Signature, VersionInfo
+from modelport.types import Signature, VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +32,6 @@ class ServedModel:
     inline: bool
     loaded_at: float = field(default_factory=time.time)
     stats: ModelStatistics = field(default_factory=ModelStatistics)
-
-
-def synthetic_inputs(signature: Signature) -> Tensors:
-    """One row of zeros (or placeholder strings) shaped like the signature's inputs."""
-    inputs: Tensors = {}
-    for spec in signature.inputs:
-        shape = [dim if dim >= 0 else 1 for dim in spec.shape]
-        if spec.datatype is Datatype.BYTES:
-            inputs[spec.name] = np.full(shape, b"warm-up", dtype=object)
-        else:
-            inputs[spec.name] = np.zeros(shape, dtype=NUMPY_DTYPES[spec.datatype])
-    return inputs
 
 
 def _is_batchable(signature: Signature) -> bool:
@@ -100,7 +85,7 @@ class ModelCache:
     def _load(self, version: VersionInfo) -> ServedModel:
         started = time.perf_counter()
         path = self._artifacts.verified_path(version.artifact_sha256)
-        model = load_model(path, version, self._allow_pickle)
+        model = load_version(path, version, self._allow_pickle)
         load_seconds = time.perf_counter() - started
         inline = self._warm_up(model, version)
         log.info(

@@ -9,12 +9,19 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from modelport.errors import InvalidInputError
+
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
 
 def json_ready(array: np.ndarray) -> Any:
     """An array orjson can write: numeric arrays as they are, text as a list of str."""
     if array.dtype.kind in "biuf":
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise InvalidInputError(
+                "the model's output for this input is NaN or infinite, which JSON cannot "
+                "carry; check the input values (or ask for binary outputs on V2)"
+            )
         return np.ascontiguousarray(array)
     return [_text(item) for item in array.ravel().tolist()] if array.ndim else array.tolist()
 

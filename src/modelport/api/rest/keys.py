@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from modelport.api.auth import require
 from modelport.api.state import services_of
+from modelport.api.text import Name
 from modelport.types import CreatedKey, KeyInfo, Principal, Role, Scope
 
 router = APIRouter(prefix="/api/v1", tags=["keys"])
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/api/v1", tags=["keys"])
 class KeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=128)
+    name: Name
     role: Role
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
 from modelport.api.auth import require
 from modelport.api.state import services_of
+from modelport.api.text import MAX_TAGS, Description, Name, TagKey, TagValue
 from modelport.registry.references import validate_alias, validate_name
 from modelport.types import AliasInfo, AliasMove, ModelInfo, Principal, Scope
 
@@ -19,22 +20,22 @@ router = APIRouter(prefix="/api/v1", tags=["models"])
 class ModelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=128)
-    description: str = Field(default="", max_length=10_000)
-    tags: dict[str, str] = Field(default_factory=dict, max_length=100)
+    name: Name
+    description: Description = ""
+    tags: dict[TagKey, TagValue] = Field(default_factory=dict, max_length=MAX_TAGS)
 
 
 class ModelUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    description: str | None = Field(default=None, max_length=10_000)
-    tags: dict[str, str] | None = Field(default=None, max_length=100)
+    description: Description | None = None
+    tags: dict[TagKey, TagValue] | None = Field(default=None, max_length=MAX_TAGS)
 
 
 class AliasTarget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: int = Field(ge=1, le=2**31 - 1)
+    version: StrictInt = Field(ge=1, le=2**31 - 1)
 
 
 @router.get("/models", summary="List models")

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Path
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -14,6 +14,7 @@ from starlette.responses import StreamingResponse
 from modelport.api.auth import require
 from modelport.api.multipart import UploadForm, stream_upload
 from modelport.api.state import Services, services_of
+from modelport.api.text import check_tags, check_text
 from modelport.errors import InvalidInputError
 from modelport.registry.references import validate_alias, validate_name
 from modelport.runtimes.loader import inspect_upload
@@ -30,9 +31,9 @@ def _json_field(form: UploadForm, name: str, default: Any) -> Any:
     if raw is None or raw == "":
         return default
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        raise InvalidInputError(f"form field '{name}' must be JSON") from None
+        value = orjson.loads(raw)  # bounded nesting; NaN and Infinity are refused
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInputError(f"form field '{name}' must be valid JSON: {exc}") from None
     if not isinstance(value, type(default)):
         raise InvalidInputError(f"form field '{name}' must be a JSON {type(default).__name__}")
     return value
@@ -49,7 +50,7 @@ def _string_map(form: UploadForm, name: str) -> dict[str, str]:
     value = _json_field(form, name, {})
     if not all(isinstance(v, str) for v in value.values()):
         raise InvalidInputError(f"form field '{name}' must map names to strings")
-    return {str(k): v for k, v in value.items()}
+    return check_tags({str(k): v for k, v in value.items()}, name)
 
 
 def _signature(form: UploadForm) -> Signature | None:
@@ -88,7 +89,7 @@ def _register(
         metrics=metrics,
         params=params,
         tags=tags,
-        description=form.fields.get("description", ""),
+        description=check_text(form.fields.get("description", ""), "description", 10_000),
         created_by=principal.name,
     )
     if alias is not None:
