@@ -86,7 +86,7 @@ def inspect_artifact(
         )
     import sklearn
 
-    inferred = infer_signature(estimator)
+    inferred = _with_observed_output_types(estimator, infer_signature(estimator))
     return InspectedArtifact(
         format=fmt.value,
         framework="sklearn",
@@ -95,6 +95,29 @@ def inspect_artifact(
         params=_estimator_params(estimator),
         trusted=trusted,
     )
+
+
+def _with_observed_output_types(estimator: Any, signature: Signature) -> Signature:
+    """Set each output's datatype from a real prediction on synthetic input (e.g. KMeans
+    predicts INT32 labels); keep the inferred types when the model refuses the input."""
+    model = SklearnModel(estimator, signature)
+    synthetic = {
+        spec.name: np.full([1, *[max(d, 1) for d in spec.shape[1:]]], b"x", dtype=object)
+        if spec.datatype is Datatype.BYTES
+        else np.zeros([1, *[max(d, 1) for d in spec.shape[1:]]])
+        for spec in signature.inputs
+    }
+    try:
+        results = model.predict(synthetic, frozenset(spec.name for spec in signature.outputs))
+    except Exception:  # e.g. an encoder that rejects unknown categories
+        return signature
+    outputs = [
+        spec.model_copy(update={"datatype": datatype_of(results[spec.name].dtype)})
+        if spec.name in results
+        else spec
+        for spec in signature.outputs
+    ]
+    return signature.model_copy(update={"outputs": outputs})
 
 
 def _estimator_params(estimator: Any) -> dict[str, Any]:
