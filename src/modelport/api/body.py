@@ -29,7 +29,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     """The whole body, refusing (413) anything over ``limit`` bytes before reading it all."""
     declared = request.headers.get("content-length")
     if declared is not None:
-        if not declared.isdigit():
+        if not (declared.isascii() and declared.isdigit()):
             raise InvalidInputError("Content-Length must be a non-negative integer")
         if int(declared) > limit:
             raise TooLargeError(too_large_message(limit))

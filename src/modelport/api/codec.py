@@ -54,8 +54,12 @@ def tensor_from_json(name: str, datatype: Datatype, shape: list[int], data: Any)
         )
     if not isinstance(data, list):
         data = [data]
+    if datatype is Datatype.BYTES:
+        return _bytes_tensor(name, shape, expected, data)
     try:
         array = np.asarray(data)
+        if array.dtype.kind == "f" and NUMPY_DTYPES[datatype].kind in "iu":
+            array = _exact_integers(name, datatype, data)
     except (ValueError, TypeError, OverflowError):
         raise InvalidInputError(
             f"input '{name}': 'data' must be a flat or evenly nested list of {datatype} values"
@@ -66,6 +70,47 @@ def tensor_from_json(name: str, datatype: Datatype, shape: list[int], data: Any)
         )
     array = _as_datatype(name, datatype, array)
     return array.reshape(shape)
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    flat: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+def _bytes_tensor(name: str, shape: list[int], expected: int, data: list[Any]) -> np.ndarray:
+    """BYTES from JSON strings, kept exactly (numpy's own string type would drop trailing
+    NUL characters)."""
+    flat = _flatten(data)
+    if not all(isinstance(item, str) for item in flat):
+        raise InvalidInputError(f"input '{name}': BYTES data must be strings")
+    if len(flat) != expected:
+        raise InvalidInputError(
+            f"input '{name}': shape {shape} needs {expected} values but 'data' has {len(flat)}"
+        )
+    array = np.empty(len(flat), dtype=object)
+    array[:] = [item.encode("utf-8", "surrogatepass") for item in flat]
+    return array.reshape(shape)
+
+
+def _exact_integers(name: str, datatype: Datatype, data: list[Any]) -> np.ndarray:
+    """Integers too large for int64 next to small ones make numpy pick float64 and lose
+    precision; convert them exactly instead (or say which type they do not fit)."""
+    flat = _flatten(data)
+    if not all(isinstance(item, int) and not isinstance(item, bool) for item in flat):
+        raise InvalidInputError(f"input '{name}': {datatype} data must be integers")
+    try:
+        return np.array(flat, dtype=NUMPY_DTYPES[datatype])
+    except OverflowError:
+        raise InvalidInputError(f"input '{name}': a value is out of the {datatype} range") from None
 
 
 def _as_datatype(name: str, datatype: Datatype, array: np.ndarray) -> np.ndarray:

@@ -230,7 +230,7 @@ class FastPath:
         await authorize(services, authorization, route.scope)
         limit = services.settings.max_request_bytes
         if content_length is not None:
-            if not content_length.isdigit():
+            if not (content_length.isascii() and content_length.isdigit()):
                 raise InvalidInputError("Content-Length must be a non-negative integer")
             if int(content_length) > limit:
                 raise TooLargeError(too_large_message(limit))

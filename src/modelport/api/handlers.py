@@ -116,7 +116,7 @@ def binary_header_length(value: str | None, body_length: int) -> int | None:
     """The JSON header's length from ``Inference-Header-Content-Length`` (None: no header)."""
     if value is None:
         return None
-    if not value.strip().isdigit():
+    if not (value.strip().isascii() and value.strip().isdigit()):
         raise InvalidInputError("Inference-Header-Content-Length must be a non-negative integer")
     length = int(value)
     if length > body_length:

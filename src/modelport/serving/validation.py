@@ -43,10 +43,16 @@ def match_inputs(signature: Signature, tensors: list[Tensor]) -> list[tuple[Tens
 
 def check_inputs(signature: Signature, tensors: list[Tensor], finite_only: bool) -> Tensors:
     """The model's input arrays, converted to the signature's datatypes and shapes."""
-    return {
+    inputs = {
         spec.name: _check_tensor(spec, tensor, finite_only)
         for spec, tensor in match_inputs(signature, tensors)
     }
+    batched = [spec.name for spec in signature.inputs if spec.shape and spec.shape[0] == -1]
+    rows = {len(inputs[name]) for name in batched}
+    if len(rows) > 1:
+        sizes = ", ".join(f"'{name}': {len(inputs[name])}" for name in batched)
+        raise InvalidInputError(f"inputs disagree on the number of rows ({sizes})")
+    return inputs
 
 
 def _check_tensor(spec: TensorSpec, tensor: Tensor, finite_only: bool) -> np.ndarray:

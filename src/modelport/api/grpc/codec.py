@@ -32,6 +32,18 @@ _CONTENTS_FIELD: dict[Datatype, str] = {
 }
 
 
+# The protobuf element type of each contents field, so that large 64-bit values stay exact.
+_WIRE_DTYPES: dict[str, Any] = {
+    "bool_contents": np.bool_,
+    "int_contents": np.int32,
+    "int64_contents": np.int64,
+    "uint_contents": np.uint32,
+    "uint64_contents": np.uint64,
+    "fp32_contents": np.float32,
+    "fp64_contents": np.float64,
+}
+
+
 def parameters_of(message_parameters: Any) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, parameter in message_parameters.items():
@@ -57,7 +69,7 @@ def _typed_contents(name: str, datatype: Datatype, shape: list[int], contents: A
         array[:] = list(values)
         return array.reshape(shape)
     target = NUMPY_DTYPES[datatype]
-    wide = np.asarray(values)
+    wide = np.array(values, dtype=_WIRE_DTYPES[field])
     if target.kind in "iu" and wide.size:
         info = np.iinfo(target)
         if wide.min() < info.min or wide.max() > info.max:

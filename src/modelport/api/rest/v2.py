@@ -47,7 +47,7 @@ async def _model_ready(request: Request, reference: Reference) -> Response:
     dataplane = services_of(request).dataplane
     version = await dataplane.resolve(reference)
     try:
-        await dataplane.models.get(version)
+        await dataplane.served(Reference(version.model, version=version.version))
         is_ready = True
     except ModelPortError:
         is_ready = False

@@ -4,17 +4,19 @@ load/unload, per-version statistics). Included before the metadata routes so tha
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from modelport.api.auth import require
+from modelport.api.body import parse_json
 from modelport.api.rest.encoding import json_response
 from modelport.api.state import services_of
 from modelport.api.v2_codec import encode_statistics
+from modelport.errors import InvalidInputError
 from modelport.registry.references import parse_version_selector
 from modelport.types import Principal, Scope
 
@@ -33,6 +35,21 @@ class RepositoryRequest(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 
+Body = TypeVar("Body", bound=BaseModel)
+
+
+async def _optional_body(request: Request, model: type[Body]) -> Body:
+    """An optional JSON body, whatever its Content-Type (tritonclient sends none)."""
+    raw = await request.body()
+    if not raw.strip():
+        return model()
+    document = parse_json(raw)
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidInputError(f"invalid request body: {exc.errors()[0]['msg']}") from None
+
+
 @router.get("/models", summary="List models (repository index of the registry)")
 async def list_models(request: Request, _: Principal = require(Scope.PREDICT)) -> Response:
     entries = await services_of(request).repository.index()
@@ -40,10 +57,8 @@ async def list_models(request: Request, _: Principal = require(Scope.PREDICT)) -
 
 
 @router.post("/repository/index", summary="Repository index: models, versions and states")
-async def repository_index(
-    request: Request, body: IndexRequest | None = None, _: Principal = require(Scope.PREDICT)
-) -> Response:
-    ready_only = body.ready if body is not None else False
+async def repository_index(request: Request, _: Principal = require(Scope.PREDICT)) -> Response:
+    ready_only = (await _optional_body(request, IndexRequest)).ready
     entries = await services_of(request).repository.index(ready_only)
     return json_response(
         [
@@ -57,9 +72,9 @@ async def repository_index(
 async def repository_load(
     name: str,
     request: Request,
-    body: RepositoryRequest | None = None,
     _: Principal = require(Scope.WRITE),
 ) -> Response:
+    await _optional_body(request, RepositoryRequest)
     await services_of(request).repository.load(parse_version_selector(name, None).name)
     return json_response({})
 
@@ -68,9 +83,9 @@ async def repository_load(
 async def repository_unload(
     name: str,
     request: Request,
-    body: RepositoryRequest | None = None,
     _: Principal = require(Scope.WRITE),
 ) -> Response:
+    await _optional_body(request, RepositoryRequest)
     await services_of(request).repository.unload(parse_version_selector(name, None).name)
     return json_response({})
 
