@@ -184,6 +184,10 @@ def write(path: Path, run: Run, rows: list[Row]) -> None:
         f"Produced by `{run.command}` on {run.date} in {run.elapsed_s / 60:.1f} minutes "
         "(environment creation included).",
         "",
+        "The tensor scenario (V2 REST JSON, REST binary and gRPC on FP32 tensors, against "
+        "MLServer's REST and gRPC; `python bench/run.py --scenario tensors`) is in "
+        "[RESULTS-tensors.md](RESULTS-tensors.md).",
+        "",
         "## Machine",
         "",
     ]

@@ -381,7 +381,7 @@ def verify_and_prepare(
         argv = grpc_argv(runner, ts, tensor)
         done = subprocess.run([*argv, "--verify"], capture_output=True, text=True, timeout=60)
         if done.returncode != 0:
-            raise ServerError(f"{label}: {done.stderr.strip().splitlines()[-1:]}")
+            raise ServerError(f"{label}: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
         check(label, json.loads(done.stdout)["values"], tensor.predictions)
         return lambda c, s: grpc_measure(argv, runner, c, s)
     if kind == "REST JSON":
