@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -66,7 +67,9 @@ def create_app(settings: Settings) -> FastAPI:
             # object alone (tests import tritonclient's copy of the same messages).
             from modelport.api.grpc.service import start_grpc_server
 
-            grpc_server = await start_grpc_server(services, settings.host, settings.grpc_port)
+            grpc_server = start_grpc_server(
+                services, settings.host, settings.grpc_port, asyncio.get_running_loop()
+            )
         print_banner(settings, result)
         app.state.ready = True
         try:
@@ -74,7 +77,8 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             app.state.ready = False
             if grpc_server is not None:
-                await grpc_server.stop(grace=2)
+                stopped = grpc_server.stop(grace=2)
+                await asyncio.to_thread(stopped.wait, 5)
             await services.dataplane.close()
             engine.dispose()  # type: ignore[attr-defined]
 
