@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 import grpc
 
 from modelport.about import VERSION
+from modelport.access.roles import role_allows
 from modelport.api import v2_codec
-from modelport.api.auth import authorize
+from modelport.api.auth import authorize, bearer_key
 from modelport.api.grpc.codec import decode_infer_request, encode_infer_response, from_document
 from modelport.api.grpc.errors import GRPC_STATUS
 from modelport.api.grpc.protocol import inference_pb2 as pb
@@ -57,7 +58,7 @@ def rpc(scope: Scope | None) -> Callable[[Handler[Message]], Handler[Message]]:
         def wrapper(self: InferenceService, request: Any, context: grpc.ServicerContext) -> Message:
             try:
                 if scope is not None:
-                    self.on_loop(authorize(self.services, _authorization(context), scope))
+                    self.authorize(context, scope)
                 return handler(self, request, context)
             except ModelPortError as exc:
                 context.abort(GRPC_STATUS[exc.code], exc.message)
@@ -82,6 +83,16 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, services: Services, loop: asyncio.AbstractEventLoop) -> None:
         self.services = services
         self._loop = loop
+
+    def authorize(self, context: grpc.ServicerContext, scope: Scope) -> None:
+        """Check the caller's key: from the key cache in this thread when it can, else on
+        the event loop (one round trip fewer per call on the hot path)."""
+        header = _authorization(context)
+        if not self.services.settings.no_auth:
+            hit, principal = self.services.keys.cached(bearer_key(header))
+            if hit and principal is not None and role_allows(principal.role, scope):
+                return
+        self.on_loop(authorize(self.services, header, scope))
 
     def on_loop(self, work: Coroutine[Any, Any, Result]) -> Result:
         """Run ``work`` on the server's event loop (where the DataPlane lives) and wait."""
@@ -140,7 +151,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         """One response per request; a failing request answers with ``error_message`` and
         the stream goes on."""
         try:
-            self.on_loop(authorize(self.services, _authorization(context), Scope.PREDICT))
+            self.authorize(context, Scope.PREDICT)
         except ModelPortError as exc:
             context.abort(GRPC_STATUS[exc.code], exc.message)
         for request in requests:
