@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import platform
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cpuload import NOISY
 from loadgen import Measurement
@@ -134,17 +136,22 @@ def table(rows: list[Row]) -> list[str]:
     return lines
 
 
-def noise_note(rows: list[Row]) -> list[str]:
-    """A warning when other processes used the machine during some points, else nothing."""
+def noise_note(rows: Sequence[Any], describe: Callable[[Any], str] | None = None) -> list[str]:
+    """A warning when other processes used the machine during some points, else nothing.
+    ``describe`` names a point (default: system, endpoint, concurrency)."""
     noisy = [r for r in rows if r.others_cpu > NOISY]
     if not noisy:
         return []
     worst = max(noisy, key=lambda r: r.others_cpu)
+    where = (
+        describe(worst)
+        if describe
+        else f"{worst.system} {worst.endpoint} at concurrency {worst.concurrency}"
+    )
     return [
         f"**Noisy run**: other processes (or steal) took more than {100 * NOISY:.0f}% of a "
         f"core during {len(noisy)} of {len(rows)} points (up to {100 * worst.others_cpu:.0f}%, "
-        f"{worst.system} {worst.endpoint} at concurrency {worst.concurrency}); rerun on a "
-        "quiet machine before drawing conclusions.",
+        f"{where}); rerun on a quiet machine before drawing conclusions.",
         "",
     ]
 

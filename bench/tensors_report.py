@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cpuload import NOISY
 from report import machine
+from report import noise_note as shared_noise_note
 from tensors import MODELS, TARGET_FACTOR, TOLERANCE, TensorRow
 
 DESCRIPTIONS = {
@@ -121,17 +121,9 @@ def verdict(rows: list[TensorRow]) -> list[str]:
 
 
 def noise_note(rows: list[TensorRow]) -> list[str]:
-    noisy = [r for r in rows if r.others_cpu > NOISY]
-    if not noisy:
-        return []
-    worst = max(noisy, key=lambda r: r.others_cpu)
-    return [
-        f"**Noisy run**: other processes (or steal) took more than {100 * NOISY:.0f}% of a "
-        f"core during {len(noisy)} of {len(rows)} points (up to {100 * worst.others_cpu:.0f}%, "
-        f"{worst.system} {worst.model} {worst.endpoint} at concurrency {worst.concurrency}); "
-        "rerun on a quiet machine before drawing conclusions.",
-        "",
-    ]
+    return shared_noise_note(
+        rows, lambda r: f"{r.system} {r.model} {r.endpoint} at concurrency {r.concurrency}"
+    )
 
 
 def summary(rows: list[TensorRow]) -> list[str]:

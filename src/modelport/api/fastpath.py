@@ -146,6 +146,11 @@ async def _send(
     await send({"type": "http.response.body", "body": body})
 
 
+async def _send_error(send: Any, path: str, code: ErrorCode, message: str) -> None:
+    status, body, headers = error_body(path, code, message)
+    await _send(send, status, body, headers)
+
+
 class FastPath:
     """ASGI app: serves ``HOT_ROUTES`` directly, passes everything else to ``app``."""
 
@@ -166,15 +171,12 @@ class FastPath:
         except _ClientGone:
             return
         except ModelPortError as exc:
-            status, body, headers = error_body(scope["path"], exc.code, exc.message)
-            await _send(send, status, body, headers)
+            await _send_error(send, scope["path"], exc.code, exc.message)
             return
         except Exception:
             log.exception("unexpected error on POST %s", scope["path"])
-            status, body, headers = error_body(
-                scope["path"], ErrorCode.INTERNAL, "internal server error; see the server log"
-            )
-            await _send(send, status, body, headers)
+            message = "internal server error; see the server log"
+            await _send_error(send, scope["path"], ErrorCode.INTERNAL, message)
             return
         await _send(send, reply.status, reply.body, reply.headers, reply.media_type)
 
@@ -199,8 +201,7 @@ class FastPath:
         except _ClientGone:
             return
         except ModelPortError as exc:
-            status, error, headers = error_body(scope["path"], exc.code, exc.message)
-            await _send(send, status, error, headers)
+            await _send_error(send, scope["path"], exc.code, exc.message)
             return
         replayed = False
 
