@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 Message = TypeVar("Message")
 Result = TypeVar("Result")
 Handler = Callable[[Any, Any, grpc.ServicerContext], Message]
-GRPC_WORKERS = 32
+GRPC_WORKERS = 64
+"""Calls served at once; a ModelStreamInfer stream holds one worker while it is open."""
 
 
 def _authorization(context: grpc.ServicerContext) -> str | None:
