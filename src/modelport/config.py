@@ -34,6 +34,12 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=64 * 1024**2, gt=0)
     max_json_depth: int = Field(default=32, gt=1)
     max_batch_size: int = Field(default=256, gt=0)
+    max_queue_rows: int = Field(
+        default=8192, gt=0, description="rows waiting per model before new requests get 503"
+    )
+    request_timeout_s: float = Field(
+        default=30.0, gt=0, description="longest a request waits for its prediction"
+    )
     log_level: str = "info"
 
     @field_validator("admin_key")

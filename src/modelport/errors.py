@@ -29,9 +29,11 @@ class ModelPortError(Exception):
 
     code: ErrorCode = ErrorCode.INTERNAL
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.retry_after = retry_after
+        """Seconds after which a retry may succeed (overload), when known."""
 
     def __str__(self) -> str:
         return self.message

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import orjson
 from fastapi import FastAPI
@@ -45,7 +46,9 @@ _CODE_BY_HTTP_STATUS: dict[int, ErrorCode] = {
 }
 
 
-def error_body(path: str, code: ErrorCode, message: str) -> tuple[int, bytes, dict[str, str]]:
+def error_body(
+    path: str, code: ErrorCode, message: str, retry_after: float | None = None
+) -> tuple[int, bytes, dict[str, str]]:
     """Status, JSON body and extra headers for a domain error on ``path``."""
     status = HTTP_STATUS[code]
     if path == "/v2" or path.startswith("/v2/"):
@@ -53,17 +56,21 @@ def error_body(path: str, code: ErrorCode, message: str) -> tuple[int, bytes, di
     else:
         body = orjson.dumps({"error": {"code": code.value, "message": message}})
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return status, body, headers
 
 
-def error_response(path: str, code: ErrorCode, message: str) -> Response:
-    status, body, headers = error_body(path, code, message)
+def error_response(
+    path: str, code: ErrorCode, message: str, retry_after: float | None = None
+) -> Response:
+    status, body, headers = error_body(path, code, message, retry_after)
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModelPortError)
-    return error_response(request.url.path, exc.code, exc.message)
+    return error_response(request.url.path, exc.code, exc.message, exc.retry_after)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

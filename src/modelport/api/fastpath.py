@@ -146,8 +146,10 @@ async def _send(
     await send({"type": "http.response.body", "body": body})
 
 
-async def _send_error(send: Any, path: str, code: ErrorCode, message: str) -> None:
-    status, body, headers = error_body(path, code, message)
+async def _send_error(
+    send: Any, path: str, code: ErrorCode, message: str, retry_after: float | None = None
+) -> None:
+    status, body, headers = error_body(path, code, message, retry_after)
     await _send(send, status, body, headers)
 
 
@@ -171,7 +173,7 @@ class FastPath:
         except _ClientGone:
             return
         except ModelPortError as exc:
-            await _send_error(send, scope["path"], exc.code, exc.message)
+            await _send_error(send, scope["path"], exc.code, exc.message, exc.retry_after)
             return
         except Exception:
             log.exception("unexpected error on POST %s", scope["path"])

@@ -21,6 +21,7 @@ from modelport.registry import Registry
 from modelport.registry.references import parse_reference
 from modelport.server.banner import print_banner
 from modelport.server.bootstrap import bootstrap
+from modelport.serving.batching import QueueLimits
 from modelport.serving.dataplane import DataPlane
 from modelport.serving.model_cache import ModelCache
 from modelport.serving.repository import Repository
@@ -37,7 +38,8 @@ def build_services(settings: Settings) -> tuple[Services, object]:
     sessions = create_session_factory(engine)
     artifacts = ArtifactStore(settings.artifacts_dir)
     registry = Registry(sessions, artifacts)
-    cache = ModelCache(artifacts, settings.allow_pickle, settings.max_batch_size)
+    limits = QueueLimits(settings.max_queue_rows, settings.request_timeout_s)
+    cache = ModelCache(artifacts, settings.allow_pickle, settings.max_batch_size, limits)
     dataplane = DataPlane(registry, cache)
     services = Services(settings, registry, KeyStore(sessions), dataplane, Repository(dataplane))
     return services, engine

@@ -38,10 +38,17 @@ class Batcher:
     """Runs one model's predictions, batching concurrent callers."""
 
     def __init__(
-        self, model: LoadedModel, max_batch_size: int, inline: bool, batchable: bool
+        self,
+        model: LoadedModel,
+        max_batch_size: int,
+        inline: bool,
+        batchable: bool,
+        limits: QueueLimits | None = None,
     ) -> None:
         self._model = model
         self._max_batch_size = max_batch_size if batchable else 1
+        self._limits = limits or QueueLimits()
+        self._queued_rows = 0
         self._inline = inline
         self._executor = None if inline else ThreadPoolExecutor(1, "modelport-predict")
         self._pending: deque[_Pending] = deque()
@@ -50,16 +57,34 @@ class Batcher:
         self.batches = 0
         self.stats = BatchStatistics()
 
-    async def submit(self, inputs: Tensors, outputs: frozenset[str]) -> Outputs:
-        """Queue one caller's inputs; returns its outputs (its own rows only)."""
+    async def submit(
+        self, inputs: Tensors, outputs: frozenset[str], timeout: float | None = None
+    ) -> Outputs:
+        """Queue one caller's inputs; returns its outputs (its own rows only).
+
+        A full queue refuses at once (503 with Retry-After), and a caller still waiting
+        after ``timeout`` seconds (default: the server's) gets a 503 while its rows leave
+        the queue, so an overloaded model keeps memory flat instead of growing a backlog.
+        """
         loop = asyncio.get_running_loop()
         if self._worker is None:
             self._worker = loop.create_task(self._work())
-        future: asyncio.Future[Outputs] = loop.create_future()
         rows = len(next(iter(inputs.values()))) if inputs else 0
+        if self._queued_rows and self._queued_rows + rows > self._limits.max_queue_rows:
+            raise UnavailableError(
+                f"the model is overloaded ({self._queued_rows} rows already queued); retry shortly",
+                retry_after=1,
+            )
+        future: asyncio.Future[Outputs] = loop.create_future()
         self._pending.append(_Pending(inputs, rows, outputs, future, time.perf_counter_ns()))
+        self._queued_rows += rows
         self._wakeup.set()
-        return await future
+        seconds = timeout if timeout is not None else self._limits.timeout_s
+        timer = loop.call_later(seconds, _expire, future, seconds)
+        try:
+            return await future
+        finally:
+            timer.cancel()
 
     async def close(self) -> None:
         if self._worker is not None:
@@ -89,10 +114,12 @@ class Batcher:
             item = self._pending[0]
             if item.future.done():  # caller gave up (disconnect, timeout)
                 self._pending.popleft()
+                self._queued_rows -= item.rows
                 continue
             if batch and rows + item.rows > self._max_batch_size:
                 break
             batch.append(self._pending.popleft())
+            self._queued_rows -= item.rows
             rows += item.rows
         return batch
 
@@ -142,6 +169,25 @@ class Batcher:
         self.stats.add_batch(1, item.rows, time.perf_counter_ns() - started)
         if not item.future.done():
             item.future.set_result(results)
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    """Backpressure: rows allowed to wait per model, and how long a caller waits."""
+
+    max_queue_rows: int = 8192
+    timeout_s: float = 30.0
+
+
+def _expire(future: asyncio.Future[Outputs], seconds: float) -> None:
+    if not future.done():
+        future.set_exception(
+            UnavailableError(
+                f"no prediction within the {seconds:g}s request timeout (the model is "
+                "busy); retry later",
+                retry_after=1,
+            )
+        )
 
 
 def _check_rows(results: Outputs, rows: int) -> None:

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from modelport.errors import ModelPortError, UnavailableError
+from modelport.errors import InvalidInputError, ModelPortError, UnavailableError
 from modelport.registry import Registry
 from modelport.registry.references import Reference
 from modelport.serving.inference import InferenceRequest, InferenceResponse, Tensor
@@ -78,7 +78,9 @@ class DataPlane:
             names = check_requested_outputs(
                 signature, request.outputs, served.model.default_outputs
             )
-            results = await served.batcher.submit(inputs, frozenset(names))
+            results = await served.batcher.submit(
+                inputs, frozenset(names), _timeout_parameter(request.parameters)
+            )
         except ModelPortError:
             served.stats.failed(time.perf_counter_ns() - started)
             raise
@@ -105,6 +107,16 @@ class DataPlane:
 
     async def close(self) -> None:
         await self.models.close()
+
+
+def _timeout_parameter(parameters: dict[str, object]) -> float | None:
+    """The V2 request parameter ``timeout``, in microseconds as Triton defines it."""
+    value = parameters.get("timeout")
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise InvalidInputError("parameter 'timeout' must be a positive number of microseconds")
+    return value / 1e6
 
 
 def _tensor(name: str, array: np.ndarray) -> Tensor:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from modelport.runtimes.base import LoadedModel
 from modelport.runtimes.loader import load_version, synthetic_inputs
-from modelport.serving.batching import Batcher
+from modelport.serving.batching import Batcher, QueueLimits
 from modelport.serving.statistics import ModelStatistics
 from modelport.storage.artifacts import ArtifactStore
 from modelport.types import Signature, VersionInfo
@@ -44,10 +44,17 @@ def _is_batchable(signature: Signature) -> bool:
 class ModelCache:
     """Maps ``(model, version)`` to a served model, loading on first use."""
 
-    def __init__(self, artifacts: ArtifactStore, allow_pickle: bool, max_batch_size: int) -> None:
+    def __init__(
+        self,
+        artifacts: ArtifactStore,
+        allow_pickle: bool,
+        max_batch_size: int,
+        limits: QueueLimits | None = None,
+    ) -> None:
         self._artifacts = artifacts
         self._allow_pickle = allow_pickle
         self._max_batch_size = max_batch_size
+        self._limits = limits or QueueLimits()
         self._served: dict[tuple[str, int], ServedModel] = {}
         self._loading: dict[tuple[str, int], asyncio.Future[ServedModel]] = {}
 
@@ -96,7 +103,9 @@ class ModelCache:
             "inline" if inline else "threaded",
         )
         batchable = _is_batchable(version.signature)
-        batcher = Batcher(model, self._max_batch_size, inline=inline, batchable=batchable)
+        batcher = Batcher(
+            model, self._max_batch_size, inline=inline, batchable=batchable, limits=self._limits
+        )
         return ServedModel(version, model, batcher, load_seconds, inline)
 
     @staticmethod
