@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import ByteSize, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=64 * 1024**2, gt=0)
     max_json_depth: int = Field(default=32, gt=1)
     max_batch_size: int = Field(default=256, gt=0)
+    model_memory_limit: ByteSize | None = Field(
+        default=None, description="memory budget for loaded models, e.g. 4GiB (default: none)"
+    )
     max_queue_rows: int = Field(
         default=8192, gt=0, description="rows waiting per model before new requests get 503"
     )

@@ -46,6 +46,13 @@ def serve(
         int | None, typer.Option(help="Port of the V2 gRPC service (0: off; default 8081).")
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Database and artifacts.")] = None,
+    model_memory_limit: Annotated[
+        str | None,
+        typer.Option(
+            help="Memory budget for loaded models, e.g. 4GiB (least recently used "
+            "models are unloaded)."
+        ),
+    ] = None,
     allow_pickle: Annotated[
         bool, typer.Option("--allow-pickle", help="Accept pickle/joblib uploads from admins.")
     ] = False,
@@ -67,6 +74,7 @@ def serve(
             "port": port,
             "grpc_port": grpc_port,
             "data_dir": data_dir,
+            "model_memory_limit": model_memory_limit,
             "log_level": log_level,
         }.items()
         if value is not None

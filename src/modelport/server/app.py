@@ -39,7 +39,11 @@ def build_services(settings: Settings) -> tuple[Services, object]:
     artifacts = ArtifactStore(settings.artifacts_dir)
     registry = Registry(sessions, artifacts)
     limits = QueueLimits(settings.max_queue_rows, settings.request_timeout_s)
-    cache = ModelCache(artifacts, settings.allow_pickle, settings.max_batch_size, limits)
+    pinned = frozenset({settings.default_model.partition("@")[0]} if settings.default_model else ())
+    memory_limit = int(settings.model_memory_limit) if settings.model_memory_limit else None
+    cache = ModelCache(
+        artifacts, settings.allow_pickle, settings.max_batch_size, limits, memory_limit, pinned
+    )
     dataplane = DataPlane(registry, cache)
     services = Services(settings, registry, KeyStore(sessions), dataplane, Repository(dataplane))
     return services, engine

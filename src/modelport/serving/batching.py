@@ -86,6 +86,11 @@ class Batcher:
         finally:
             timer.cancel()
 
+    @property
+    def busy(self) -> bool:
+        """Callers are queued or being served."""
+        return self._queued_rows > 0 or any(not item.future.done() for item in self._pending)
+
     async def close(self) -> None:
         if self._worker is not None:
             self._worker.cancel()

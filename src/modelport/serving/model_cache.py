@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from modelport.runtimes.base import LoadedModel
@@ -41,8 +42,20 @@ def _is_batchable(signature: Signature) -> bool:
     return bool(specs) and all(spec.shape and spec.shape[0] == -1 for spec in specs)
 
 
+@dataclass
+class CacheCounters:
+    loads: int = 0
+    evictions: int = 0
+    load_seconds: float = 0.0
+
+
 class ModelCache:
-    """Maps ``(model, version)`` to a served model, loading on first use."""
+    """Maps ``(model, version)`` to a served model, loading on first use.
+
+    With a memory budget, the least recently used versions are unloaded when a new one
+    would not fit; pinned models (the default model) and versions with queued callers are
+    never evicted. A version counts for its artifact's size.
+    """
 
     def __init__(
         self,
@@ -50,12 +63,17 @@ class ModelCache:
         allow_pickle: bool,
         max_batch_size: int,
         limits: QueueLimits | None = None,
+        memory_limit_bytes: int | None = None,
+        pinned: frozenset[str] = frozenset(),
     ) -> None:
         self._artifacts = artifacts
         self._allow_pickle = allow_pickle
         self._max_batch_size = max_batch_size
         self._limits = limits or QueueLimits()
-        self._served: dict[tuple[str, int], ServedModel] = {}
+        self._memory_limit = memory_limit_bytes
+        self._pinned = pinned
+        self.counters = CacheCounters()
+        self._served: OrderedDict[tuple[str, int], ServedModel] = OrderedDict()
         self._loading: dict[tuple[str, int], asyncio.Future[ServedModel]] = {}
 
     def loaded(self) -> list[ServedModel]:
@@ -71,6 +89,7 @@ class ModelCache:
         key = (version.model, version.version)
         served = self._served.get(key)
         if served is not None and served.version.artifact_sha256 == version.artifact_sha256:
+            self._served.move_to_end(key)
             return served
         pending = self._loading.get(key)
         if pending is not None:
@@ -86,8 +105,30 @@ class ModelCache:
         finally:
             self._loading.pop(key, None)
         self._served[key] = served
+        self.counters.loads += 1
+        self.counters.load_seconds += served.load_seconds
+        await self._make_room(keep=key)
         future.set_result(served)
         return served
+
+    def memory_used(self) -> int:
+        return sum(served.version.artifact_size for served in self._served.values())
+
+    async def _make_room(self, keep: tuple[str, int]) -> None:
+        """Unload least recently used versions until the budget holds (if it can)."""
+        if self._memory_limit is None:
+            return
+        for key in list(self._served):
+            if self.memory_used() <= self._memory_limit:
+                return
+            served = self._served[key]
+            if key == keep or key[0] in self._pinned or served.batcher.busy:
+                continue
+            del self._served[key]
+            await served.batcher.close()
+            served.model.unload()
+            self.counters.evictions += 1
+            log.info("evicted %s@%d to stay within the memory budget", key[0], key[1])
 
     def _load(self, version: VersionInfo) -> ServedModel:
         started = time.perf_counter()

@@ -1,0 +1,43 @@
+"""A memory budget for loaded models: least recently used versions are unloaded when a new
+one would not fit, and come back on their next request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tests.api.test_management import upload
+from tests.conftest import ADMIN_KEY
+from tests.models import regression, save_skops
+from tests.servers import start_server
+
+
+def test_least_recently_used_models_are_unloaded_to_fit_the_budget(tmp_path: Path) -> None:
+    models = {f"m{i}": regression(n_features=4, seed=i) for i in range(3)}
+    files = {name: save_skops(est, tmp_path / f"{name}.skops") for name, (est, _) in models.items()}
+    budget = int(2.5 * max(path.stat().st_size for path in files.values()))
+    args = ("--no-demo", "--model-memory-limit", str(budget))
+    with start_server(tmp_path / "data", *args, admin_key=ADMIN_KEY) as server:
+        with server.http(ADMIN_KEY) as admin:
+            for name, path in files.items():
+                assert upload(admin, name, path).status_code == 201
+
+            def predict(name: str) -> None:
+                estimator, x = models[name]
+                response = admin.post(f"/models/{name}/predict", json={"features": x[:2].tolist()})
+                assert response.status_code == 200, response.text
+                assert np.allclose(response.json()["prediction"], estimator.predict(x[:2]))
+
+            def ready() -> set[str]:
+                index = admin.post("/v2/repository/index", json={"ready": True}).json()
+                return {entry["name"] for entry in index}
+
+            predict("m0")
+            predict("m1")
+            assert ready() == {"m0", "m1"}
+            predict("m2")  # m0 is the least recently used: it makes room
+            assert ready() == {"m1", "m2"}
+            predict("m1")
+            predict("m0")  # loads again; m2 is now the least recently used
+            assert ready() == {"m1", "m0"}
