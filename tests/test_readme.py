@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 
+from tests.conftest import ADMIN_KEY
 from tests.servers import ServerProcess
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -41,3 +44,25 @@ def test_readme_curl_example_answers_with_a_prediction(server: ServerProcess) ->
     body = json.loads(result.stdout)
     assert list(body) == ["prediction"] and len(body["prediction"]) == 1
     assert not key_file.exists()  # the shared server uses MODELPORT_ADMIN_KEY
+
+
+def test_readme_push_example_runs(server: ServerProcess, tmp_path: Path) -> None:
+    section = README.read_text().split("## Push your own model", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None
+    bin_dir = Path(sys.executable).parent
+    script = "\n".join(
+        line for line in block.group(1).splitlines() if not line.startswith("export ")
+    ).replace(".venv/bin/", f"{bin_dir}/")
+    env = {**os.environ, "MODELPORT_URL": server.url, "MODELPORT_API_KEY": ADMIN_KEY}
+    result = subprocess.run(
+        ["bash", "-e", "-c", script],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "pushed house-price@" in result.stdout
+    assert '"prediction"' in result.stdout
