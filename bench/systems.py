@@ -86,23 +86,33 @@ def v2_endpoint(row: list[float]) -> Endpoint:
     return Endpoint("V2 /infer", path, body, lambda answer: answer["outputs"][0]["data"][0])
 
 
-def build_modelport(ctx: Context) -> Server:
-    data_dir = ctx.work_dir / "modelport-data"
-    shutil.rmtree(data_dir, ignore_errors=True)  # an empty data dir makes it train the demo
-    port = free_port()
-    executable = ctx.python.parent / "modelport"
+def modelport_command(
+    python: Path, data_dir: Path, port: int, grpc_port: int, *extra: str
+) -> list[str]:
+    """`modelport serve` from the given venv on an emptied data dir (a new key, a new
+    registry; with no `--no-demo` an empty data dir makes it train the demo model)."""
+    executable = python.parent / "modelport"
     if not executable.exists():
         raise FileNotFoundError(f"no {executable}: run `make` first, or pass --modelport-venv")
-    argv = [
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return [
         str(executable),
         "serve",
         "--host",
         HOST,
         "--port",
         str(port),
+        "--grpc-port",
+        str(grpc_port),
         "--data-dir",
         str(data_dir),
+        *extra,
     ]
+
+
+def build_modelport(ctx: Context) -> Server:
+    port = free_port()
+    argv = modelport_command(ctx.python, ctx.work_dir / "modelport-data", port, free_port())
     return Server(
         argv,
         ctx.work_dir,

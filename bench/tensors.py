@@ -35,7 +35,7 @@ from typing import Any
 from envs import BENCH_DIR, ensure_env, package_versions
 from loadgen import Measurement, measure, write_script
 from servers import ServerError, pinned_processes, request_status, running
-from systems import HOST, MLSERVER_PACKAGES, Server, free_port
+from systems import HOST, MLSERVER_PACKAGES, Server, free_port, modelport_command
 
 MODELS = ("wide-1024", "batch-30")  # as peers/train_tensors.py names them
 KINDS = ("REST JSON", "REST binary", "gRPC")
@@ -129,33 +129,10 @@ class TensorRow:
 
 
 def build_modelport(ctx: TensorContext) -> TensorServer:
-    executable = ctx.python.parent / "modelport"
-    if not executable.exists():
-        raise FileNotFoundError(f"no {executable}: run `make` first, or pass --modelport-venv")
+    port, grpc_port = free_port(), free_port()
     data_dir = ctx.work_dir / "tensors-modelport-data"
-    shutil.rmtree(data_dir, ignore_errors=True)
-    port = free_port()
-    argv = [
-        str(executable),
-        "serve",
-        "--host",
-        HOST,
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--no-demo",
-    ]
-    help_text = subprocess.run(
-        [str(executable), "serve", "--help"], capture_output=True, text=True
-    ).stdout
-    grpc_port: int | None = None
-    missing = {}
-    if "--grpc-port" in help_text:
-        grpc_port = free_port()
-        argv += ["--grpc-port", str(grpc_port)]
-    else:
-        missing["gRPC"] = "`modelport serve` has no --grpc-port option in this version"
+    argv = modelport_command(ctx.python, data_dir, port, grpc_port, "--no-demo")
+    missing: dict[str, str] = {}
     headers = {"Authorization": f"Bearer {ctx.admin_key}"}
 
     def push_models() -> None:
