@@ -32,7 +32,6 @@ class Settings(BaseSettings):
     demo: bool = Field(default=True, description="register the demo model on an empty registry")
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
     max_request_bytes: int = Field(default=64 * 1024**2, gt=0)
-    max_json_depth: int = Field(default=32, gt=1)
     max_batch_size: int = Field(default=256, gt=0)
     model_memory_limit: ByteSize | None = Field(
         default=None, description="memory budget for loaded models, e.g. 4GiB (default: none)"

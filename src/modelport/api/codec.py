@@ -72,7 +72,8 @@ def tensor_from_json(name: str, datatype: Datatype, shape: list[int], data: Any)
     return array.reshape(shape)
 
 
-def _flatten(data: list[Any]) -> list[Any]:
+def flatten(data: list[Any]) -> list[Any]:
+    """The leaves of nested lists, in row-major order."""
     flat: list[Any] = []
     stack = [iter(data)]
     while stack:
@@ -89,7 +90,7 @@ def _flatten(data: list[Any]) -> list[Any]:
 def _bytes_tensor(name: str, shape: list[int], expected: int, data: list[Any]) -> np.ndarray:
     """BYTES from JSON strings, kept exactly (numpy's own string type would drop trailing
     NUL characters)."""
-    flat = _flatten(data)
+    flat = flatten(data)
     if not all(isinstance(item, str) for item in flat):
         raise InvalidInputError(f"input '{name}': BYTES data must be strings")
     if len(flat) != expected:
@@ -104,7 +105,7 @@ def _bytes_tensor(name: str, shape: list[int], expected: int, data: list[Any]) -
 def _exact_integers(name: str, datatype: Datatype, data: list[Any]) -> np.ndarray:
     """Integers too large for int64 next to small ones make numpy pick float64 and lose
     precision; convert them exactly instead (or say which type they do not fit)."""
-    flat = _flatten(data)
+    flat = flatten(data)
     if not all(isinstance(item, int) and not isinstance(item, bool) for item in flat):
         raise InvalidInputError(f"input '{name}': {datatype} data must be integers")
     try:

@@ -21,13 +21,12 @@ from modelport.api.v2_codec import (
     decode_raw_request,
     decode_request,
     encode_response,
-    output_choice,
     stack_columns,
 )
 from modelport.errors import InvalidInputError, NotFoundError
 from modelport.registry.references import Reference, parse_reference
 from modelport.serving.inference import InferenceRequest, Tensor
-from modelport.types import Signature, VersionInfo
+from modelport.types import Signature
 
 
 @dataclass
@@ -67,7 +66,7 @@ async def handle_predict(
         len(body), _decode_tabular, body, meta.content_type, version.signature
     )
     request = InferenceRequest(inputs=inputs, parameters=_params(document.get("params")))
-    response = await services.dataplane.infer(reference_of(version), request)
+    response = await services.dataplane.infer(reference, request)
     key = "prediction" if kind == "features" else "predictions"
     return Reply(
         dump_json({key: json_ready(response.outputs[0].data)}),
@@ -99,11 +98,6 @@ def _decode_tabular(
     return document, kind, tensors_from_body(kind, document[kind], signature)
 
 
-def reference_of(version: VersionInfo) -> Reference:
-    """The exact version, so that an alias moving mid-request changes nothing."""
-    return Reference(version.model, version=version.version)
-
-
 def _params(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
@@ -133,8 +127,7 @@ async def _decode_infer(
     header_length = binary_header_length(meta.inference_header_length, len(body))
     if header_length is None:
         document = await off_loop_if_large(len(body), json_object, body, meta.content_type)
-        request = await off_loop_if_large(len(body), decode_request, document)
-        return request, output_choice(document)
+        return await off_loop_if_large(len(body), decode_request, document)
     if header_length == 0:
         version = await services.dataplane.resolve(reference)
         if len(version.signature.inputs) != 1:
@@ -144,8 +137,7 @@ async def _decode_infer(
         return request, OutputChoice(None, {}, binary_default=True)
     document = json_object(body[:header_length], "application/json")
     binary = memoryview(body)[header_length:]
-    request = await off_loop_if_large(header_length, decode_request, document, binary)
-    return request, output_choice(document)
+    return await off_loop_if_large(header_length, decode_request, document, binary)
 
 
 async def handle_infer(

@@ -11,8 +11,7 @@ import numpy as np
 
 from modelport.api.codec import rows_from_json
 from modelport.errors import InvalidInputError
-from modelport.serving.inference import Tensor
-from modelport.tensors.dtypes import datatype_of
+from modelport.serving.inference import Tensor, tensor_of
 from modelport.types import Signature
 
 BODY_KEYS = ("features", "instances", "dataframe_split", "dataframe_records", "inputs")
@@ -27,10 +26,6 @@ def body_kind(document: dict[str, Any]) -> str:
             + (f"; it has {', '.join(present)}" if present else "")
         )
     return present[0]
-
-
-def _tensor(name: str, array: np.ndarray) -> Tensor:
-    return Tensor(name, datatype_of(array.dtype), list(array.shape), array)
 
 
 def _columns_of(signature: Signature) -> list[str] | None:
@@ -75,10 +70,10 @@ def tensors_from_body(kind: str, value: Any, signature: Signature) -> list[Tenso
     columns = _columns_of(signature)
     if columns is None and kind in ("features", "instances", "inputs"):
         if kind == "inputs" and isinstance(value, dict):
-            return [_tensor(name, rows_from_json(rows, name)) for name, rows in value.items()]
-        return [_tensor(signature.inputs[0].name, rows_from_json(value, kind))]
+            return [tensor_of(name, rows_from_json(rows, name)) for name, rows in value.items()]
+        return [tensor_of(signature.inputs[0].name, rows_from_json(value, kind))]
     frame = _frame(kind, value, columns)
     if columns is None:
         array = rows_from_json(frame.to_numpy().tolist(), kind)
-        return [_tensor(signature.inputs[0].name, array)]
-    return [_tensor(name, _column_array(frame, name)) for name in columns]
+        return [tensor_of(signature.inputs[0].name, array)]
+    return [tensor_of(name, _column_array(frame, name)) for name in columns]

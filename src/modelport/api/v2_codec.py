@@ -10,13 +10,12 @@ from typing import Any
 
 import numpy as np
 
-from modelport.api.codec import check_shape, parse_datatype, tensor_from_json
+from modelport.api.codec import check_shape, flatten, parse_datatype, tensor_from_json
 from modelport.api.rest.encoding import json_ready
 from modelport.errors import InvalidInputError
-from modelport.serving.inference import InferenceRequest, InferenceResponse, Tensor
+from modelport.serving.inference import InferenceRequest, InferenceResponse, Tensor, tensor_of
 from modelport.serving.repository import VersionStatistics
 from modelport.tensors.binary import decode_tensor, element_count, encode_tensor, storage_dtype
-from modelport.tensors.dtypes import datatype_of
 from modelport.types import Datatype, VersionInfo
 
 
@@ -31,7 +30,9 @@ class OutputChoice:
     base64_default: bool = False
 
 
-def decode_request(document: dict[str, Any], binary: memoryview | None = None) -> InferenceRequest:
+def decode_request(
+    document: dict[str, Any], binary: memoryview | None = None
+) -> tuple[InferenceRequest, OutputChoice]:
     """A V2 inference request as DataPlane types; ``binary`` holds the bytes after the
     JSON header, consumed by inputs with a ``binary_data_size`` parameter, in order."""
     inputs = document.get("inputs")
@@ -84,12 +85,13 @@ def decode_request(document: dict[str, Any], binary: memoryview | None = None) -
             "check binary_data_size and Inference-Header-Content-Length"
         )
     choice = output_choice(document)
-    return InferenceRequest(
+    request = InferenceRequest(
         inputs=tensors,
         outputs=choice.names,
         id=_request_id(document.get("id")),
         parameters=_parameters(document.get("parameters"), "'parameters'"),
     )
+    return request, choice
 
 
 def _base64_tensor(name: str, shape: list[int], data: Any) -> np.ndarray:
@@ -104,22 +106,16 @@ def _base64_tensor(name: str, shape: list[int], data: Any) -> np.ndarray:
     return array.reshape(shape)
 
 
-def _base64_decoded(name: str, data: Any) -> list[Any]:
-    items = data if isinstance(data, list) else [data]
-    flat: list[Any] = []
-    stack = list(reversed(items))
-    while stack:
-        item = stack.pop()
-        if isinstance(item, list):
-            stack.extend(reversed(item))
-            continue
+def _base64_decoded(name: str, data: Any) -> list[bytes]:
+    decoded: list[bytes] = []
+    for item in flatten(data if isinstance(data, list) else [data]):
         if not isinstance(item, str):
             raise InvalidInputError(f"input '{name}': base64 data must be strings")
         try:
-            flat.append(base64.b64decode(item, validate=True))
+            decoded.append(base64.b64decode(item, validate=True))
         except binascii.Error:
             raise InvalidInputError(f"input '{name}': {item[:32]!r} is not valid base64") from None
-    return flat
+    return decoded
 
 
 def stack_columns(request: InferenceRequest, input_name: str) -> None:
@@ -136,7 +132,7 @@ def stack_columns(request: InferenceRequest, input_name: str) -> None:
     if len({len(column) for column in columns}) != 1:
         raise InvalidInputError("pd columns must all have the same number of rows")
     matrix = np.hstack(columns)
-    request.inputs = [Tensor(input_name, datatype_of(matrix.dtype), list(matrix.shape), matrix)]
+    request.inputs = [tensor_of(input_name, matrix)]
 
 
 def output_choice(document: dict[str, Any]) -> OutputChoice:

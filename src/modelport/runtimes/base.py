@@ -7,7 +7,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from modelport.types import Signature
+from modelport.tensors.dtypes import NUMPY_DTYPES
+from modelport.types import Datatype, Signature
 
 Tensors = dict[str, np.ndarray]
 
@@ -41,3 +42,17 @@ class LoadedModel(Protocol):
     def predict(self, inputs: Tensors, outputs: frozenset[str]) -> Tensors: ...
 
     def unload(self) -> None: ...
+
+
+def synthetic_inputs(signature: Signature) -> Tensors:
+    """One row of zeros (or placeholder strings) shaped like the signature's inputs."""
+    inputs: Tensors = {}
+    for spec in signature.inputs:
+        shape = [dim if dim >= 0 else 1 for dim in spec.shape]
+        if spec.datatype is Datatype.BYTES:
+            inputs[spec.name] = np.full(shape, b"warm-up", dtype=object)
+        elif spec.datatype is Datatype.BF16:
+            inputs[spec.name] = np.zeros(shape, dtype=np.uint16)
+        else:
+            inputs[spec.name] = np.zeros(shape, dtype=NUMPY_DTYPES[spec.datatype])
+    return inputs

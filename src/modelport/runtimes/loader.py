@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from modelport.runtimes.base import InspectedArtifact, LoadedModel, Tensors
+from modelport.runtimes.base import InspectedArtifact, LoadedModel, synthetic_inputs
 from modelport.runtimes.formats import ArtifactFormat, detect_format
-from modelport.tensors.dtypes import NUMPY_DTYPES
-from modelport.types import Datatype, Signature, VersionInfo
+from modelport.types import Signature, VersionInfo
 
 
 def inspect_upload(
@@ -49,15 +46,4 @@ def load_version(path: Path, version: VersionInfo, allow_pickle: bool) -> Loaded
     )
 
 
-def synthetic_inputs(signature: Signature) -> Tensors:
-    """One row of zeros (or placeholder strings) shaped like the signature's inputs."""
-    inputs: Tensors = {}
-    for spec in signature.inputs:
-        shape = [dim if dim >= 0 else 1 for dim in spec.shape]
-        if spec.datatype is Datatype.BYTES:
-            inputs[spec.name] = np.full(shape, b"warm-up", dtype=object)
-        elif spec.datatype is Datatype.BF16:
-            inputs[spec.name] = np.zeros(shape, dtype=np.uint16)
-        else:
-            inputs[spec.name] = np.zeros(shape, dtype=NUMPY_DTYPES[spec.datatype])
-    return inputs
+__all__ = ["inspect_upload", "load_model", "load_version", "synthetic_inputs"]

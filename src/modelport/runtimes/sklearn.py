@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import ForbiddenError, InvalidInputError, UnavailableError
-from modelport.runtimes.base import InspectedArtifact, Tensors
+from modelport.runtimes.base import InspectedArtifact, Tensors, synthetic_inputs
 from modelport.runtimes.formats import ArtifactFormat
 from modelport.runtimes.signatures import check_given_signature
 from modelport.runtimes.sklearn_trusted import TRUSTED_SKOPS_TYPES
@@ -101,12 +101,7 @@ def _with_observed_output_types(estimator: Any, signature: Signature) -> Signatu
     """Set each output's datatype from a real prediction on synthetic input (e.g. KMeans
     predicts INT32 labels); keep the inferred types when the model refuses the input."""
     model = SklearnModel(estimator, signature)
-    synthetic = {
-        spec.name: np.full([1, *[max(d, 1) for d in spec.shape[1:]]], b"x", dtype=object)
-        if spec.datatype is Datatype.BYTES
-        else np.zeros([1, *[max(d, 1) for d in spec.shape[1:]]])
-        for spec in signature.inputs
-    }
+    synthetic = synthetic_inputs(signature)
     try:
         results = model.predict(synthetic, frozenset(spec.name for spec in signature.outputs))
     except Exception:  # e.g. an encoder that rejects unknown categories

@@ -54,7 +54,7 @@ class Batcher:
         self._pending: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
-        self.batches = 0
+        self._running = False
         self.stats = BatchStatistics()
 
     async def submit(
@@ -89,7 +89,7 @@ class Batcher:
     @property
     def busy(self) -> bool:
         """Callers are queued or being served."""
-        return self._queued_rows > 0 or any(not item.future.done() for item in self._pending)
+        return self._queued_rows > 0 or self._running
 
     async def close(self) -> None:
         if self._worker is not None:
@@ -109,7 +109,11 @@ class Batcher:
             while self._pending:
                 batch = self._take_batch()
                 if batch:
-                    await self._run(batch)
+                    self._running = True
+                    try:
+                        await self._run(batch)
+                    finally:
+                        self._running = False
                 await asyncio.sleep(0)  # let the loop read requests that arrived meanwhile
 
     def _take_batch(self) -> list[_Pending]:
@@ -135,7 +139,6 @@ class Batcher:
         return await loop.run_in_executor(self._executor, self._model.predict, inputs, outputs)
 
     async def _run(self, batch: list[_Pending]) -> None:
-        self.batches += 1
         started = time.perf_counter_ns()
         for item in batch:
             self.stats.add_queue(started - item.enqueued_ns)

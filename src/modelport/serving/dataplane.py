@@ -10,15 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 
-import numpy as np
-
 from modelport.errors import InvalidInputError, ModelPortError, UnavailableError
 from modelport.registry import Registry
 from modelport.registry.references import Reference
-from modelport.serving.inference import InferenceRequest, InferenceResponse, Tensor
+from modelport.serving.inference import InferenceRequest, InferenceResponse, tensor_of
 from modelport.serving.model_cache import ModelCache, ServedModel
 from modelport.serving.validation import check_inputs, check_requested_outputs
-from modelport.tensors.dtypes import datatype_of
 from modelport.types import VersionInfo
 
 
@@ -47,6 +44,16 @@ class DataPlane:
         if reference.name in self._unloaded:
             raise UnavailableError(self.unloaded_reason(reference.name))
         return await self.models.get(await self.resolve(reference))
+
+    async def is_ready(self, reference: Reference) -> bool:
+        """Whether the version ``reference`` names can serve now (loading it if needed);
+        an unknown model raises NotFoundError."""
+        version = await self.resolve(reference)
+        try:
+            await self.served(Reference(version.model, version=version.version))
+        except ModelPortError:
+            return False
+        return True
 
     def unloaded_reason(self, name: str) -> str:
         if name in self._unloaded:
@@ -91,14 +98,9 @@ class DataPlane:
         return InferenceResponse(
             model_name=served.version.model,
             model_version=served.version.version,
-            outputs=[_tensor(name, results[name]) for name in names],
+            outputs=[tensor_of(name, results[name]) for name in names],
             id=request.id,
         )
-
-    async def predict(self, reference: Reference, features: np.ndarray) -> InferenceResponse:
-        """The simple endpoint: one array for the model's (single) input."""
-        tensor = _tensor("features", features)
-        return await self.infer(reference, InferenceRequest(inputs=[tensor]))
 
     def record_output_encoding(self, response: InferenceResponse, ns: int) -> None:
         served = self.models.find(response.model_name, response.model_version)
@@ -117,7 +119,3 @@ def _timeout_parameter(parameters: dict[str, object]) -> float | None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise InvalidInputError("parameter 'timeout' must be a positive number of microseconds")
     return value / 1e6
-
-
-def _tensor(name: str, array: np.ndarray) -> Tensor:
-    return Tensor(name=name, datatype=datatype_of(array.dtype), shape=list(array.shape), data=array)

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from modelport.tensors.dtypes import datatype_of
 from modelport.types import Datatype
 
 
@@ -19,6 +20,11 @@ class Tensor:
     shape: list[int]
     data: np.ndarray
     parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def tensor_of(name: str, array: np.ndarray) -> Tensor:
+    """A tensor whose datatype and shape are read off the array."""
+    return Tensor(name, datatype_of(array.dtype), list(array.shape), array)
 
 
 @dataclass

@@ -30,8 +30,6 @@ class ServedModel:
     model: LoadedModel
     batcher: Batcher
     load_seconds: float
-    inline: bool
-    loaded_at: float = field(default_factory=time.time)
     stats: ModelStatistics = field(default_factory=ModelStatistics)
 
 
@@ -118,13 +116,15 @@ class ModelCache:
         """Unload least recently used versions until the budget holds (if it can)."""
         if self._memory_limit is None:
             return
+        used = self.memory_used()
         for key in list(self._served):
-            if self.memory_used() <= self._memory_limit:
+            if used <= self._memory_limit:
                 return
             served = self._served[key]
             if key == keep or key[0] in self._pinned or served.batcher.busy:
                 continue
             del self._served[key]
+            used -= served.version.artifact_size
             await served.batcher.close()
             served.model.unload()
             self.counters.evictions += 1
@@ -147,7 +147,7 @@ class ModelCache:
         batcher = Batcher(
             model, self._max_batch_size, inline=inline, batchable=batchable, limits=self._limits
         )
-        return ServedModel(version, model, batcher, load_seconds, inline)
+        return ServedModel(version, model, batcher, load_seconds)
 
     @staticmethod
     def _warm_up(model: LoadedModel, version: VersionInfo) -> bool:

@@ -109,13 +109,9 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
     @rpc(Scope.PREDICT)
     def ModelReady(self, request: Any, context: Any) -> Any:
-        dataplane = self.services.dataplane
-        version = self.on_loop(dataplane.resolve(_reference(request.name, request.version)))
-        try:
-            self.on_loop(dataplane.served(_reference(version.model, str(version.version))))
-        except ModelPortError:
-            return pb.ModelReadyResponse(ready=False)
-        return pb.ModelReadyResponse(ready=True)
+        reference = _reference(request.name, request.version)
+        ready = self.on_loop(self.services.dataplane.is_ready(reference))
+        return pb.ModelReadyResponse(ready=ready)
 
     @rpc(Scope.PREDICT)
     def ServerMetadata(self, request: Any, context: Any) -> Any:

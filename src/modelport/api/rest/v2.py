@@ -13,7 +13,6 @@ from modelport.api.body import read_body
 from modelport.api.handlers import handle_infer
 from modelport.api.rest.encoding import json_response, reply_response, request_meta
 from modelport.api.state import services_of
-from modelport.errors import ModelPortError
 from modelport.registry.references import Reference, parse_version_selector
 from modelport.types import Principal, Scope
 
@@ -44,15 +43,9 @@ async def _metadata(request: Request, reference: Reference) -> Response:
 
 
 async def _model_ready(request: Request, reference: Reference) -> Response:
-    dataplane = services_of(request).dataplane
-    version = await dataplane.resolve(reference)
-    try:
-        await dataplane.served(Reference(version.model, version=version.version))
-        is_ready = True
-    except ModelPortError:
-        is_ready = False
+    is_ready = await services_of(request).dataplane.is_ready(reference)
     return json_response(
-        {"name": version.model, "ready": is_ready}, status_code=200 if is_ready else 503
+        {"name": reference.name, "ready": is_ready}, status_code=200 if is_ready else 503
     )
 
 
