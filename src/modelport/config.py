@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
     max_request_bytes: int = Field(default=64 * 1024**2, gt=0)
     max_batch_size: int = Field(default=256, gt=0)
+    workers: int = Field(
+        default=1, ge=1, le=64, description="HTTP server processes sharing the port"
+    )
+    model_workers: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="predict processes per model unless its serving config says; default: "
+        "none for fast models, one per spare core for slow ones",
+    )
     model_memory_limit: ByteSize | None = Field(
         default=None, description="memory budget for loaded models, e.g. 4GiB (default: none)"
     )

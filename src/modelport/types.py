@@ -89,6 +89,40 @@ class ModelInfo(BaseModel):
     aliases: dict[str, int] = Field(default_factory=dict)
 
 
+class ServingConfig(BaseModel):
+    """How one version is served: batching, its latency target and where predict runs.
+
+    Unset fields take the server's defaults. The artifact of a version never changes; its
+    serving configuration may (``PUT .../versions/{v}/serving``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_batch_size: int | None = Field(
+        default=None, ge=1, le=65_536, description="rows per predict call (server default)"
+    )
+    max_batch_delay_ms: float = Field(
+        default=0.0,
+        ge=0,
+        le=1_000,
+        description="longest the first queued request may wait for others to join its batch; "
+        "0 batches only what queued while the model was busy",
+    )
+    latency_target_ms: float | None = Field(
+        default=None,
+        gt=0,
+        le=600_000,
+        description="requests that cannot be answered within this are refused at once (503)",
+    )
+    workers: int | None = Field(
+        default=None,
+        ge=0,
+        le=64,
+        description="predict processes; 0 predicts inside the server process; unset: "
+        "chosen from the model's predict cost and the CPU count",
+    )
+
+
 class VersionInfo(BaseModel):
     """One immutable version of a model."""
 
@@ -108,6 +142,7 @@ class VersionInfo(BaseModel):
     created_by: str | None = None
     created_at: datetime
     aliases: list[str] = Field(default_factory=list)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
 
 class AliasInfo(BaseModel):

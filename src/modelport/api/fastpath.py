@@ -28,6 +28,7 @@ from modelport.api.handlers import (
 from modelport.api.state import Services
 from modelport.errors import ErrorCode, InvalidInputError, ModelPortError, TooLargeError
 from modelport.registry.references import Reference, parse_reference, parse_version_selector
+from modelport.serving.batching import ClientGone
 from modelport.types import Scope
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,14 @@ async def _send_error(
     await _send(send, status, body, headers)
 
 
+def _disconnect_of(receive: Any) -> ClientGone:
+    async def client_gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    return client_gone
+
+
 class FastPath:
     """ASGI app: serves ``HOT_ROUTES`` directly, passes everything else to ``app``."""
 
@@ -239,5 +248,5 @@ class FastPath:
                 raise TooLargeError(too_large_message(limit))
         reference = route.reference(services, params)
         body = await _read_body(receive, limit)
-        meta = RequestMeta(content_type or "", header_length)
+        meta = RequestMeta(content_type or "", header_length, _disconnect_of(receive))
         return await route.handler(services, reference, body, meta)

@@ -25,6 +25,7 @@ from modelport.api.v2_codec import (
 )
 from modelport.errors import InvalidInputError, NotFoundError
 from modelport.registry.references import Reference, parse_reference
+from modelport.serving.batching import ClientGone
 from modelport.serving.inference import InferenceRequest, Tensor
 from modelport.types import Signature
 
@@ -43,6 +44,8 @@ class RequestMeta:
 
     content_type: str = ""
     inference_header_length: str | None = None
+    client_gone: ClientGone | None = None
+    """Completes when the client disconnects: its queued rows are then dropped."""
 
 
 def default_reference(services: Services) -> Reference:
@@ -66,7 +69,7 @@ async def handle_predict(
         len(body), _decode_tabular, body, meta.content_type, version.signature
     )
     request = InferenceRequest(inputs=inputs, parameters=_params(document.get("params")))
-    response = await services.dataplane.infer(reference, request)
+    response = await services.dataplane.infer(reference, request, meta.client_gone)
     key = "prediction" if kind == "features" else "predictions"
     return Reply(
         dump_json({key: json_ready(response.outputs[0].data)}),
@@ -152,7 +155,7 @@ async def handle_infer(
         if len(specs) == 1 and len(request.inputs) > 1:
             stack_columns(request, specs[0].name)
     request.decode_ns = time.perf_counter_ns() - started
-    response = await services.dataplane.infer(reference, request)
+    response = await services.dataplane.infer(reference, request, meta.client_gone)
     started = time.perf_counter_ns()
     header, chunks = encode_response(response, choice)
     header_bytes = await off_loop_if_large(len(body), dump_json, header)

@@ -53,6 +53,17 @@ def serve(
             "models are unloaded)."
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="HTTP server processes sharing the port (default 1)."),
+    ] = None,
+    model_workers: Annotated[
+        int | None,
+        typer.Option(
+            help="Predict processes per model unless its serving config says (0: predict "
+            "in the server process; default: chosen from the model's predict time)."
+        ),
+    ] = None,
     allow_pickle: Annotated[
         bool, typer.Option("--allow-pickle", help="Accept pickle/joblib uploads from admins.")
     ] = False,
@@ -75,6 +86,8 @@ def serve(
             "grpc_port": grpc_port,
             "data_dir": data_dir,
             "model_memory_limit": model_memory_limit,
+            "workers": workers,
+            "model_workers": model_workers,
             "log_level": log_level,
         }.items()
         if value is not None

@@ -25,6 +25,7 @@ from modelport.types import (
     AliasInfo,
     AliasMove,
     ModelInfo,
+    ServingConfig,
     Signature,
     VersionInfo,
 )
@@ -64,6 +65,7 @@ def _version_info(row: VersionRow, model_name: str, aliases: list[str]) -> Versi
         created_by=row.created_by,
         created_at=row.created_at,
         aliases=sorted(aliases),
+        serving=ServingConfig.model_validate(row.serving or {}),
     )
 
 
@@ -188,6 +190,7 @@ class Registry:
         description: str = "",
         created_by: str | None = None,
         create_model: bool = True,
+        serving: ServingConfig | None = None,
     ) -> VersionInfo:
         """Register a committed blob as the model's next version (creating the model)."""
         validate_name(name)
@@ -217,6 +220,7 @@ class Registry:
                 description=description,
                 trusted=inspected.trusted,
                 created_by=created_by,
+                serving=(serving or ServingConfig()).model_dump(mode="json", exclude_defaults=True),
             )
             session.add(row)
             model.updated_at = utcnow()
@@ -258,6 +262,22 @@ class Registry:
             raise NotFoundError(f"model '{name}' has no version {version}")
 
         return self._run(work)
+
+    def set_serving(self, name: str, version: int, serving: ServingConfig) -> VersionInfo:
+        """Replace how a version is served; the server applies it on the next request."""
+
+        def work(session: Session) -> VersionInfo:
+            model = self._model_row(session, name)
+            for row in model.versions:
+                if row.version == version:
+                    row.serving = serving.model_dump(mode="json", exclude_defaults=True)
+                    aliases = self._aliases_by_version(model).get(version, [])
+                    return _version_info(row, name, aliases)
+            raise NotFoundError(f"model '{name}' has no version {version}")
+
+        info = self._run(work)
+        self._changed()
+        return info
 
     def resolve(self, reference: Reference) -> VersionInfo:
         """The version a reference names: alias, number, or ``production`` else latest."""

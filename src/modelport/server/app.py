@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from modelport.about import VERSION
 from modelport.access.keys import KeyStore
 from modelport.api.errors import install_error_handlers
-from modelport.api.rest import docs, keys, models, predict, v2, v2_repository, versions
+from modelport.api.rest import docs, keys, models, predict, serving, v2, v2_repository, versions
 from modelport.api.state import Services
 from modelport.config import Settings
 from modelport.errors import ModelPortError
@@ -24,7 +24,7 @@ from modelport.server.banner import print_banner
 from modelport.server.bootstrap import bootstrap
 from modelport.serving.batching import QueueLimits
 from modelport.serving.dataplane import DataPlane
-from modelport.serving.model_cache import ModelCache
+from modelport.serving.model_cache import ModelCache, ServingDefaults
 from modelport.serving.repository import Repository
 from modelport.storage.artifacts import ArtifactStore
 from modelport.storage.db import create_db_engine, create_session_factory, run_migrations
@@ -42,9 +42,8 @@ def build_services(settings: Settings) -> tuple[Services, object]:
     limits = QueueLimits(settings.max_queue_rows, settings.request_timeout_s)
     pinned = frozenset({settings.default_model.partition("@")[0]} if settings.default_model else ())
     memory_limit = int(settings.model_memory_limit) if settings.model_memory_limit else None
-    cache = ModelCache(
-        artifacts, settings.allow_pickle, settings.max_batch_size, limits, memory_limit, pinned
-    )
+    defaults = ServingDefaults(settings.max_batch_size, settings.model_workers)
+    cache = ModelCache(artifacts, settings.allow_pickle, defaults, limits, memory_limit, pinned)
     dataplane = DataPlane(registry, cache)
     services = Services(settings, registry, KeyStore(sessions), dataplane, Repository(dataplane))
     return services, engine
@@ -111,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
         models.router,
         versions.router,
         keys.router,
+        serving.router,
         docs.router,
     ):
         app.include_router(router)

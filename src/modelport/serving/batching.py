@@ -1,182 +1,39 @@
-"""Opportunistic batching: callers queue rows; one worker runs everything queued as one
-predict call and hands each caller exactly its own rows back, in order.
+"""Adaptive batching: callers queue rows; each predict call takes everything queued (up to
+``max_batch_size`` rows) and hands every caller exactly its own rows back, in order.
 
-While a batch runs, new requests queue up; the next batch takes them all (up to
-``max_batch_size`` rows), so batches grow with load and cost nothing at low load.
-If a batch of several callers fails, each caller is retried alone so that only the
-request that caused the failure fails.
+While the model is busy new requests queue, so batches grow with load and cost nothing at
+low load. With ``max_batch_delay_ms`` an idle model may also hold the first request back a
+little, but only while that pays: more rows are expected before the delay ends, and the
+batch still finishes before the oldest caller's deadline (both from learned costs:
+predict time ≈ a·rows + b, and the arrival rate). A request that cannot be answered within
+its deadline (its timeout, or the version's latency target) is refused at once with a
+503 rather than left to grow the queue. If a batch of several callers fails, each caller
+is retried alone so that only the request that caused the failure fails.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from modelport.errors import InvalidInputError, ModelPortError, UnavailableError
-from modelport.runtimes.base import LoadedModel, Tensors
+from modelport.errors import UnavailableError
+from modelport.runtimes.base import Tensors
+from modelport.serving.cost import ArrivalRate, BatchCost
+from modelport.serving.failures import as_domain_error
+from modelport.serving.predictors import Predictor
 from modelport.serving.statistics import BatchStatistics
 
 Outputs = Tensors
-
-
-@dataclass
-class _Pending:
-    inputs: Tensors
-    rows: int
-    outputs: frozenset[str]
-    future: asyncio.Future[Outputs]
-    enqueued_ns: int
-
-
-class Batcher:
-    """Runs one model's predictions, batching concurrent callers."""
-
-    def __init__(
-        self,
-        model: LoadedModel,
-        max_batch_size: int,
-        inline: bool,
-        batchable: bool,
-        limits: QueueLimits | None = None,
-    ) -> None:
-        self._model = model
-        self._max_batch_size = max_batch_size if batchable else 1
-        self._limits = limits or QueueLimits()
-        self._queued_rows = 0
-        self._inline = inline
-        self._executor = None if inline else ThreadPoolExecutor(1, "modelport-predict")
-        self._pending: deque[_Pending] = deque()
-        self._wakeup = asyncio.Event()
-        self._worker: asyncio.Task[None] | None = None
-        self._running = False
-        self.stats = BatchStatistics()
-
-    async def submit(
-        self, inputs: Tensors, outputs: frozenset[str], timeout: float | None = None
-    ) -> Outputs:
-        """Queue one caller's inputs; returns its outputs (its own rows only).
-
-        A full queue refuses at once (503 with Retry-After), and a caller still waiting
-        after ``timeout`` seconds (default: the server's) gets a 503 while its rows leave
-        the queue, so an overloaded model keeps memory flat instead of growing a backlog.
-        """
-        loop = asyncio.get_running_loop()
-        if self._worker is None:
-            self._worker = loop.create_task(self._work())
-        rows = len(next(iter(inputs.values()))) if inputs else 0
-        if self._queued_rows and self._queued_rows + rows > self._limits.max_queue_rows:
-            raise UnavailableError(
-                f"the model is overloaded ({self._queued_rows} rows already queued); retry shortly",
-                retry_after=1,
-            )
-        future: asyncio.Future[Outputs] = loop.create_future()
-        self._pending.append(_Pending(inputs, rows, outputs, future, time.perf_counter_ns()))
-        self._queued_rows += rows
-        self._wakeup.set()
-        seconds = timeout if timeout is not None else self._limits.timeout_s
-        timer = loop.call_later(seconds, _expire, future, seconds)
-        try:
-            return await future
-        finally:
-            timer.cancel()
-
-    @property
-    def busy(self) -> bool:
-        """Callers are queued or being served."""
-        return self._queued_rows > 0 or self._running
-
-    async def close(self) -> None:
-        if self._worker is not None:
-            self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
-        for item in self._pending:
-            if not item.future.done():
-                item.future.set_exception(UnavailableError("the model was unloaded"))
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-
-    async def _work(self) -> None:
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch = self._take_batch()
-                if batch:
-                    self._running = True
-                    try:
-                        await self._run(batch)
-                    finally:
-                        self._running = False
-                await asyncio.sleep(0)  # let the loop read requests that arrived meanwhile
-
-    def _take_batch(self) -> list[_Pending]:
-        batch: list[_Pending] = []
-        rows = 0
-        while self._pending:
-            item = self._pending[0]
-            if item.future.done():  # caller gave up (disconnect, timeout)
-                self._pending.popleft()
-                self._queued_rows -= item.rows
-                continue
-            if batch and rows + item.rows > self._max_batch_size:
-                break
-            batch.append(self._pending.popleft())
-            self._queued_rows -= item.rows
-            rows += item.rows
-        return batch
-
-    async def _predict(self, inputs: Tensors, outputs: frozenset[str]) -> Outputs:
-        if self._executor is None:
-            return self._model.predict(inputs, outputs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._model.predict, inputs, outputs)
-
-    async def _run(self, batch: list[_Pending]) -> None:
-        started = time.perf_counter_ns()
-        for item in batch:
-            self.stats.add_queue(started - item.enqueued_ns)
-        if len(batch) == 1:
-            await self._run_alone(batch[0])
-            return
-        outputs = frozenset().union(*(item.outputs for item in batch))
-        names = batch[0].inputs.keys()
-        inputs = {name: np.concatenate([item.inputs[name] for item in batch]) for name in names}
-        total = sum(item.rows for item in batch)
-        try:
-            results = await self._predict(inputs, outputs)
-            _check_rows(results, total)
-        except Exception:
-            for item in batch:  # isolate the caller whose rows fail
-                await self._run_alone(item)
-            return
-        self.stats.add_batch(len(batch), total, time.perf_counter_ns() - started)
-        start = 0
-        for item in batch:
-            end = start + item.rows
-            if not item.future.done():
-                item.future.set_result({name: results[name][start:end] for name in item.outputs})
-            start = end
-
-    async def _run_alone(self, item: _Pending) -> None:
-        started = time.perf_counter_ns()
-        try:
-            results = await self._predict(item.inputs, item.outputs)
-            if self._max_batch_size > 1:
-                _check_rows(results, item.rows)
-        except Exception as exc:
-            if not item.future.done():
-                item.future.set_exception(_as_domain_error(exc))
-            return
-        self.stats.add_batch(1, item.rows, time.perf_counter_ns() - started)
-        if not item.future.done():
-            item.future.set_result(results)
+ClientGone = Callable[[], Coroutine[Any, Any, None]]
+"""Completes when the caller's connection closes."""
 
 
 @dataclass(frozen=True)
@@ -187,15 +44,276 @@ class QueueLimits:
     timeout_s: float = 30.0
 
 
+@dataclass(frozen=True)
+class BatchPolicy:
+    """How one version batches (from its serving configuration)."""
+
+    max_batch_size: int = 256
+    max_batch_delay_s: float = 0.0
+    latency_target_s: float | None = None
+
+
+@dataclass(eq=False)
+class _Pending:
+    inputs: Tensors
+    rows: int
+    outputs: frozenset[str]
+    future: asyncio.Future[Outputs]
+    enqueued: float
+    deadline: float
+    queued: bool = True
+
+
+class Batcher:
+    """Runs one version's predictions, batching concurrent callers."""
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        policy: BatchPolicy,
+        batchable: bool,
+        limits: QueueLimits | None = None,
+    ) -> None:
+        self._predictor = predictor
+        self.policy = policy
+        self._max_rows = policy.max_batch_size if batchable else 1
+        self._limits = limits or QueueLimits()
+        self._slots = max(1, predictor.slots)
+        self._pending: deque[_Pending] = deque()
+        self._queued_rows = 0
+        self._running = 0
+        self._busy_until = 0.0
+        self._wakeup = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self._batches: set[asyncio.Task[None]] = set()
+        self.cost = BatchCost()
+        self.arrivals = ArrivalRate()
+        self.stats = BatchStatistics()
+        self.shed = 0
+
+    @property
+    def mode(self) -> str:
+        return self._predictor.mode
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    @property
+    def busy(self) -> bool:
+        """Callers are queued or being served."""
+        return self._queued_rows > 0 or self._running > 0
+
+    async def submit(
+        self,
+        inputs: Tensors,
+        outputs: frozenset[str],
+        timeout: float | None = None,
+        client_gone: ClientGone | None = None,
+    ) -> Outputs:
+        """Queue one caller's inputs; returns its outputs (its own rows only).
+
+        Refused at once (503 with Retry-After) when the queue is full or the request could
+        not be answered before its deadline. A caller still waiting at its deadline gets a
+        503 and its rows leave the queue; so do the rows of a caller that disconnects.
+        """
+        loop = asyncio.get_running_loop()
+        if self._worker is None:
+            self._worker = loop.create_task(self._work())
+        rows = len(next(iter(inputs.values()))) if inputs else 0
+        now = time.perf_counter()
+        self.arrivals.arrived(rows, now)
+        if self._queued_rows and self._queued_rows + rows > self._limits.max_queue_rows:
+            self.shed += 1
+            raise UnavailableError(
+                f"the model is overloaded ({self._queued_rows} rows already queued); retry shortly",
+                retry_after=1,
+            )
+        seconds = timeout if timeout is not None else self._limits.timeout_s
+        target = self.policy.latency_target_s
+        if target is not None and target < seconds:
+            seconds = target
+        expected = self._expected_wait(rows, now)
+        if expected > seconds:
+            self.shed += 1
+            raise UnavailableError(
+                f"the model cannot answer within this request's deadline ({seconds * 1000:g} "
+                f"ms: its timeout or the model's latency target); about "
+                f"{expected * 1000:.0f} ms of work is ahead of it; retry shortly",
+                retry_after=max(1, math.ceil(expected - seconds)),
+            )
+        future: asyncio.Future[Outputs] = loop.create_future()
+        item = _Pending(inputs, rows, outputs, future, now, now + seconds)
+        waits = self.busy
+        self._pending.append(item)
+        self._queued_rows += rows
+        future.add_done_callback(lambda _: self._leave_queue(item))
+        self._wakeup.set()
+        timer = loop.call_later(seconds, _expire, future, seconds)
+        watch = loop.create_task(client_gone()) if client_gone and waits else None
+        if watch is not None:
+            watch.add_done_callback(lambda _: _abandon(future))
+        try:
+            return await future
+        finally:
+            timer.cancel()
+            if watch is not None and not watch.done():
+                watch.cancel()
+
+    def _leave_queue(self, item: _Pending) -> None:
+        """Free a caller's rows from the queue's count as soon as its future is done."""
+        if item.queued:
+            item.queued = False
+            self._queued_rows -= item.rows
+
+    def _expected_wait(self, rows: int, now: float) -> float:
+        """Seconds until a new request of ``rows`` rows would be answered (0: unknown)."""
+        if not self.cost.known:
+            return 0.0
+        ahead = self._queued_rows + rows
+        batches = math.ceil(ahead / self._max_rows)
+        per_batch = self.cost.estimate(min(ahead, self._max_rows))
+        in_progress = max(0.0, self._busy_until - now) if self._running else 0.0
+        return in_progress + batches * per_batch / self._slots
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        for task in list(self._batches):
+            task.cancel()
+        for item in self._pending:
+            if not item.future.done():
+                item.future.set_exception(UnavailableError("the model was unloaded"))
+        await self._predictor.close()
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._pending or self._running >= self._slots:
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                continue
+            hold = self._hold_for(time.perf_counter())
+            if hold > 0:
+                timer = loop.call_later(hold, self._wakeup.set)
+                await self._wakeup.wait()
+                self._wakeup.clear()
+                timer.cancel()
+                continue
+            batch = self._take_batch()
+            if not batch:
+                continue
+            self._running += 1
+            if self._slots == 1:
+                await self._run(batch)
+                self._running -= 1
+                await asyncio.sleep(0)  # let the loop read requests that arrived meanwhile
+            else:
+                task = loop.create_task(self._run(batch))
+                self._batches.add(task)
+                task.add_done_callback(self._batch_done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._batches.discard(task)
+        self._running -= 1
+        self._wakeup.set()
+
+    def _hold_for(self, now: float) -> float:
+        """Seconds to keep an idle model waiting for more rows; 0 to run now."""
+        delay = self.policy.max_batch_delay_s
+        if delay <= 0 or self._queued_rows >= self._max_rows:
+            return 0.0
+        oldest = next((p for p in self._pending if not p.future.done()), None)
+        if oldest is None:
+            return 0.0
+        remaining = min(
+            oldest.enqueued + delay - now,
+            oldest.deadline - now - self.cost.estimate(self._queued_rows + 1),
+        )
+        if remaining <= 0 or self.arrivals.expected(remaining, now) < 1.0:
+            return 0.0  # nobody else is coming in time: waiting would only add latency
+        return remaining
+
+    def _take_batch(self) -> list[_Pending]:
+        batch: list[_Pending] = []
+        rows = 0
+        while self._pending:
+            item = self._pending[0]
+            if item.future.done():  # caller gave up (disconnect, timeout)
+                self._pending.popleft()
+                continue
+            if batch and rows + item.rows > self._max_rows:
+                break
+            batch.append(self._pending.popleft())
+            self._leave_queue(item)
+            rows += item.rows
+        return batch
+
+    async def _run(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
+        total = sum(item.rows for item in batch)
+        self._busy_until = started + self.cost.estimate(total)
+        for item in batch:
+            self.stats.add_queue(int((started - item.enqueued) * 1e9))
+        if len(batch) == 1:
+            await self._run_alone(batch[0])
+            return
+        outputs = frozenset().union(*(item.outputs for item in batch))
+        names = batch[0].inputs.keys()
+        inputs = {name: np.concatenate([item.inputs[name] for item in batch]) for name in names}
+        try:
+            results = await self._predictor.predict(inputs, outputs)
+            _check_rows(results, total)
+        except Exception:
+            for item in batch:  # isolate the caller whose rows fail
+                await self._run_alone(item)
+            return
+        self._observe(len(batch), total, started)
+        start = 0
+        for item in batch:
+            end = start + item.rows
+            if not item.future.done():
+                item.future.set_result({name: results[name][start:end] for name in item.outputs})
+            start = end
+
+    async def _run_alone(self, item: _Pending) -> None:
+        if item.future.done():
+            return
+        started = time.perf_counter()
+        try:
+            results = await self._predictor.predict(item.inputs, item.outputs)
+            if self._max_rows > 1:
+                _check_rows(results, item.rows)
+        except Exception as exc:
+            if not item.future.done():
+                item.future.set_exception(as_domain_error(exc))
+            return
+        self._observe(1, item.rows, started)
+        if not item.future.done():
+            item.future.set_result(results)
+
+    def _observe(self, callers: int, rows: int, started: float) -> None:
+        seconds = time.perf_counter() - started
+        self.cost.observe(rows, seconds)
+        self.stats.add_batch(callers, rows, int(seconds * 1e9))
+
+
 def _expire(future: asyncio.Future[Outputs], seconds: float) -> None:
     if not future.done():
         future.set_exception(
             UnavailableError(
-                f"no prediction within the {seconds:g}s request timeout (the model is "
-                "busy); retry later",
+                f"no prediction within this request's deadline ({seconds * 1000:g} ms: its "
+                "timeout or the model's latency target); the model is busy, retry later",
                 retry_after=1,
             )
         )
+
+
+def _abandon(future: asyncio.Future[Outputs]) -> None:
+    if not future.done():
+        future.set_exception(UnavailableError("the client disconnected"))
 
 
 def _check_rows(results: Outputs, rows: int) -> None:
@@ -204,11 +322,3 @@ def _check_rows(results: Outputs, rows: int) -> None:
             raise UnavailableError(
                 f"the model returned {array.shape[:1]} rows for output '{name}', expected {rows}"
             )
-
-
-def _as_domain_error(exc: Exception) -> ModelPortError:
-    if isinstance(exc, ModelPortError):
-        return exc
-    if isinstance(exc, ValueError | TypeError | IndexError):
-        return InvalidInputError(f"the model rejected the input: {exc}")
-    return UnavailableError(f"the model failed while predicting ({type(exc).__name__})")

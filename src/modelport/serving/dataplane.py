@@ -13,6 +13,7 @@ import time
 from modelport.errors import InvalidInputError, ModelPortError, UnavailableError
 from modelport.registry import Registry
 from modelport.registry.references import Reference
+from modelport.serving.batching import ClientGone
 from modelport.serving.inference import InferenceRequest, InferenceResponse, tensor_of
 from modelport.serving.model_cache import ModelCache, ServedModel
 from modelport.serving.validation import check_inputs, check_requested_outputs
@@ -75,18 +76,22 @@ class DataPlane:
         self._unloaded.add(name)
         await self.models.unload(name)
 
-    async def infer(self, reference: Reference, request: InferenceRequest) -> InferenceResponse:
-        """Run one request; outputs come back in the order requested (or the defaults)."""
+    async def infer(
+        self,
+        reference: Reference,
+        request: InferenceRequest,
+        client_gone: ClientGone | None = None,
+    ) -> InferenceResponse:
+        """Run one request; outputs come back in the order requested (or the defaults).
+        ``client_gone`` completes if the caller disconnects (its queued rows are dropped)."""
         started = time.perf_counter_ns()
         served = await self.served(reference)
         signature = served.version.signature
         try:
-            inputs = check_inputs(signature, request.inputs, served.model.finite_inputs_only)
-            names = check_requested_outputs(
-                signature, request.outputs, served.model.default_outputs
-            )
+            inputs = check_inputs(signature, request.inputs, served.finite_inputs_only)
+            names = check_requested_outputs(signature, request.outputs, served.default_outputs)
             results = await served.batcher.submit(
-                inputs, frozenset(names), _timeout_parameter(request.parameters)
+                inputs, frozenset(names), _timeout_parameter(request.parameters), client_gone
             )
         except ModelPortError:
             served.stats.failed(time.perf_counter_ns() - started)

@@ -1,17 +1,31 @@
-"""Loaded versions, kept in memory; concurrent first requests trigger a single load."""
+"""Loaded versions, kept in memory; concurrent first requests trigger a single load.
+
+Loading a version means: verify and load its artifact, run a synthetic warm-up request
+(so the first caller is not the slow one, and to time predict), choose where predict runs
+(on the event loop, on a thread, or in worker processes) and start its batcher.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
+import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 from modelport.runtimes.base import LoadedModel
 from modelport.runtimes.loader import load_version, synthetic_inputs
-from modelport.serving.batching import Batcher, QueueLimits
+from modelport.serving.batching import Batcher, BatchPolicy, QueueLimits
+from modelport.serving.predictors import (
+    InlinePredictor,
+    Predictor,
+    ProcessPredictor,
+    ThreadPredictor,
+)
 from modelport.serving.statistics import ModelStatistics
+from modelport.serving.workers.pool import WorkerPool, WorkerSpec
 from modelport.storage.artifacts import ArtifactStore
 from modelport.types import Signature, VersionInfo
 
@@ -21,16 +35,50 @@ INLINE_PREDICT_LIMIT_S = 0.002
 """Models whose one-row predict is faster than this run on the event loop: a thread hop
 would cost more than the prediction itself."""
 
+PROCESS_PREDICT_MIN_S = 0.005
+"""With cores to spare, models whose one-row predict takes at least this long get worker
+processes by default: the hand-over (~100 µs) is small beside the predict time."""
+
+LOAD_SECONDS_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
 
 @dataclass
 class ServedModel:
     """One loaded version with its batcher."""
 
     version: VersionInfo
-    model: LoadedModel
     batcher: Batcher
+    finite_inputs_only: bool
+    default_outputs: list[str]
     load_seconds: float
+    predict_seconds: float | None
+    workers: int
+    footprint: int
     stats: ModelStatistics = field(default_factory=ModelStatistics)
+    pool: WorkerPool | None = None
+
+
+@dataclass(frozen=True)
+class ServingDefaults:
+    """Server-wide defaults for what a version's serving configuration leaves unset."""
+
+    max_batch_size: int = 256
+    workers: int | None = None  # None: chosen per model from its predict time
+
+
+@dataclass
+class CacheCounters:
+    loads: int = 0
+    evictions: int = 0
+    load_seconds: float = 0.0
+    load_buckets: list[int] = field(default_factory=lambda: [0] * len(LOAD_SECONDS_BUCKETS))
+
+    def loaded(self, seconds: float) -> None:
+        self.loads += 1
+        self.load_seconds += seconds
+        first = bisect.bisect_left(LOAD_SECONDS_BUCKETS, seconds)
+        for index in range(first, len(LOAD_SECONDS_BUCKETS)):
+            self.load_buckets[index] += 1
 
 
 def _is_batchable(signature: Signature) -> bool:
@@ -40,11 +88,16 @@ def _is_batchable(signature: Signature) -> bool:
     return bool(specs) and all(spec.shape and spec.shape[0] == -1 for spec in specs)
 
 
-@dataclass
-class CacheCounters:
-    loads: int = 0
-    evictions: int = 0
-    load_seconds: float = 0.0
+def usable_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_workers(predict_seconds: float | None, cpus: int) -> int:
+    """Worker processes for a model nobody configured: none for cheap models (the
+    hand-over would dominate) or when no core is free beside the server's own."""
+    if predict_seconds is None or predict_seconds < PROCESS_PREDICT_MIN_S or cpus < 2:
+        return 0
+    return min(cpus - 1, 8)
 
 
 class ModelCache:
@@ -52,27 +105,28 @@ class ModelCache:
 
     With a memory budget, the least recently used versions are unloaded when a new one
     would not fit; pinned models (the default model) and versions with queued callers are
-    never evicted. A version counts for its artifact's size.
+    never evicted. A version counts for its artifact's size once per copy in memory.
     """
 
     def __init__(
         self,
         artifacts: ArtifactStore,
         allow_pickle: bool,
-        max_batch_size: int,
+        defaults: ServingDefaults | None = None,
         limits: QueueLimits | None = None,
         memory_limit_bytes: int | None = None,
         pinned: frozenset[str] = frozenset(),
     ) -> None:
         self._artifacts = artifacts
         self._allow_pickle = allow_pickle
-        self._max_batch_size = max_batch_size
+        self._defaults = defaults or ServingDefaults()
         self._limits = limits or QueueLimits()
-        self._memory_limit = memory_limit_bytes
+        self.memory_limit = memory_limit_bytes
         self._pinned = pinned
         self.counters = CacheCounters()
         self._served: OrderedDict[tuple[str, int], ServedModel] = OrderedDict()
         self._loading: dict[tuple[str, int], asyncio.Future[ServedModel]] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
 
     def loaded(self) -> list[ServedModel]:
         return list(self._served.values())
@@ -86,7 +140,11 @@ class ModelCache:
     async def get(self, version: VersionInfo) -> ServedModel:
         key = (version.model, version.version)
         served = self._served.get(key)
-        if served is not None and served.version.artifact_sha256 == version.artifact_sha256:
+        if (
+            served is not None
+            and served.version.artifact_sha256 == version.artifact_sha256
+            and served.version.serving == version.serving
+        ):
             self._served.move_to_end(key)
             return served
         pending = self._loading.get(key)
@@ -95,64 +153,107 @@ class ModelCache:
         future: asyncio.Future[ServedModel] = asyncio.get_running_loop().create_future()
         self._loading[key] = future
         try:
-            served = await asyncio.to_thread(self._load, version)
+            served = await self._load(version)
         except BaseException as exc:
             future.set_exception(exc)
             future.exception()  # mark retrieved; waiters re-raise it
             raise
         finally:
             self._loading.pop(key, None)
+        replaced = self._served.pop(key, None)
         self._served[key] = served
-        self.counters.loads += 1
-        self.counters.load_seconds += served.load_seconds
+        if replaced is not None:  # its serving configuration changed: finish, then stop
+            self._retire(replaced)
+        self.counters.loaded(served.load_seconds)
         await self._make_room(keep=key)
         future.set_result(served)
         return served
 
     def memory_used(self) -> int:
-        return sum(served.version.artifact_size for served in self._served.values())
+        return sum(served.footprint for served in self._served.values())
 
     async def _make_room(self, keep: tuple[str, int]) -> None:
         """Unload least recently used versions until the budget holds (if it can)."""
-        if self._memory_limit is None:
+        if self.memory_limit is None:
             return
         used = self.memory_used()
         for key in list(self._served):
-            if used <= self._memory_limit:
+            if used <= self.memory_limit:
                 return
             served = self._served[key]
             if key == keep or key[0] in self._pinned or served.batcher.busy:
                 continue
             del self._served[key]
-            used -= served.version.artifact_size
+            used -= served.footprint
             await served.batcher.close()
-            served.model.unload()
             self.counters.evictions += 1
             log.info("evicted %s@%d to stay within the memory budget", key[0], key[1])
 
-    def _load(self, version: VersionInfo) -> ServedModel:
+    def _retire(self, served: ServedModel) -> None:
+        async def retire() -> None:
+            deadline = time.monotonic() + self._limits.timeout_s
+            while served.batcher.busy and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)  # let its queued callers finish
+            await served.batcher.close()
+
+        task = asyncio.get_running_loop().create_task(retire())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def _load(self, version: VersionInfo) -> ServedModel:
         started = time.perf_counter()
-        path = self._artifacts.verified_path(version.artifact_sha256)
-        model = load_version(path, version, self._allow_pickle)
+        path = await asyncio.to_thread(self._artifacts.verified_path, version.artifact_sha256)
+        model = await asyncio.to_thread(load_version, path, version, self._allow_pickle)
+        predict_seconds = await asyncio.to_thread(self._warm_up, model, version)
+        config = version.serving
+        cpus = usable_cpus()
+        workers = config.workers if config.workers is not None else self._defaults.workers
+        if workers is None:
+            workers = default_workers(predict_seconds, cpus)
+        pool = None
+        if workers > 0:
+            spec = WorkerSpec(path, version, self._allow_pickle, threads=max(1, cpus // workers))
+            pool = WorkerPool(spec, workers)
+            try:
+                await pool.start()
+            finally:
+                await asyncio.to_thread(model.unload)  # the workers hold their own copies
+            predictor: Predictor = ProcessPredictor(pool)
+        elif predict_seconds is not None and predict_seconds < INLINE_PREDICT_LIMIT_S:
+            predictor = InlinePredictor(model)
+        else:
+            predictor = ThreadPredictor(model)
+        policy = BatchPolicy(
+            max_batch_size=config.max_batch_size or self._defaults.max_batch_size,
+            max_batch_delay_s=config.max_batch_delay_ms / 1000,
+            latency_target_s=config.latency_target_ms / 1000 if config.latency_target_ms else None,
+        )
+        batcher = Batcher(predictor, policy, _is_batchable(version.signature), self._limits)
         load_seconds = time.perf_counter() - started
-        inline = self._warm_up(model, version)
         log.info(
-            "loaded %s@%d in %.1f ms (%s predict)",
+            "loaded %s@%d in %.1f ms (predict %s, %s)",
             version.model,
             version.version,
             load_seconds * 1000,
-            "inline" if inline else "threaded",
+            f"{predict_seconds * 1e6:.0f} µs" if predict_seconds is not None else "untimed",
+            f"{workers} worker processes" if workers else predictor.mode,
         )
-        batchable = _is_batchable(version.signature)
-        batcher = Batcher(
-            model, self._max_batch_size, inline=inline, batchable=batchable, limits=self._limits
+        return ServedModel(
+            version=version,
+            batcher=batcher,
+            finite_inputs_only=model.finite_inputs_only,
+            default_outputs=list(model.default_outputs),
+            load_seconds=load_seconds,
+            predict_seconds=predict_seconds,
+            workers=workers,
+            footprint=version.artifact_size * max(1, workers),
+            pool=pool,
         )
-        return ServedModel(version, model, batcher, load_seconds)
 
     @staticmethod
-    def _warm_up(model: LoadedModel, version: VersionInfo) -> bool:
-        """Run a synthetic request (so the first caller is not the slow one); say whether
-        predict is cheap enough to run on the event loop."""
+    def _warm_up(model: LoadedModel, version: VersionInfo) -> float | None:
+        """Run a synthetic request (so the first caller is not the slow one); the time of
+        a second one-row predict, or None when the model refuses synthetic input."""
         row = synthetic_inputs(version.signature)
         outputs = frozenset(model.default_outputs)
         try:
@@ -161,17 +262,18 @@ class ModelCache:
             model.predict(row, outputs)
         except Exception as exc:  # a model may refuse zeros; it is still servable
             log.warning("warm-up of %s@%d failed: %s", version.model, version.version, exc)
-            return False
-        return time.perf_counter() - started < INLINE_PREDICT_LIMIT_S
+            return None
+        return time.perf_counter() - started
 
     async def unload(self, name: str, version: int | None = None) -> int:
         keys = [k for k in self._served if k[0] == name and version in (None, k[1])]
         for key in keys:
             served = self._served.pop(key)
             await served.batcher.close()
-            served.model.unload()
         return len(keys)
 
     async def close(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
         for name, _ in list(self._served):
             await self.unload(name)

@@ -19,7 +19,7 @@ from modelport.errors import InvalidInputError
 from modelport.registry.references import validate_alias, validate_name
 from modelport.runtimes.loader import inspect_upload
 from modelport.storage.artifacts import BlobWriter
-from modelport.types import Principal, Role, Scope, Signature, VersionInfo
+from modelport.types import Principal, Role, Scope, ServingConfig, Signature, VersionInfo
 
 router = APIRouter(prefix="/api/v1", tags=["versions"])
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
@@ -63,22 +63,34 @@ def _signature(form: UploadForm) -> Signature | None:
         raise InvalidInputError(f"form field 'signature' is not a valid signature: {exc}") from None
 
 
+def _serving(form: UploadForm) -> ServingConfig | None:
+    raw = _json_field(form, "serving", {})
+    try:
+        return ServingConfig.model_validate(raw) if raw else None
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise InvalidInputError(f"form field 'serving' is not valid: {problems}") from None
+
+
 def _register(
     services: Services, name: str, form: UploadForm, writer: BlobWriter, principal: Principal
 ) -> VersionInfo:
     alias = form.fields.get("alias") or None
     if alias is not None:
         validate_alias(alias)
+    metrics, params, tags, serving = (
+        _metrics(form),
+        _json_field(form, "params", {}),
+        _string_map(form, "tags"),
+        _serving(form),
+    )
     inspected = inspect_upload(
         writer.temp_path,
         allow_pickle=services.settings.allow_pickle,
         uploader_is_admin=principal.role is Role.ADMIN,
         signature=_signature(form),
-    )
-    metrics, params, tags = (
-        _metrics(form),
-        _json_field(form, "params", {}),
-        _string_map(form, "tags"),
     )
     blob = writer.commit()
     registry = services.registry
@@ -91,6 +103,7 @@ def _register(
         tags=tags,
         description=check_text(form.fields.get("description", ""), "description", 10_000),
         created_by=principal.name,
+        serving=serving,
     )
     if alias is not None:
         registry.set_alias(name, alias, version.version, principal.name)
@@ -103,7 +116,8 @@ async def upload_version(
     name: str, request: Request, principal: Principal = require(Scope.WRITE)
 ) -> VersionInfo:
     """Multipart form: ``file`` (skops), optional ``alias``, ``description`` and JSON fields
-    ``metrics``, ``params``, ``tags``, ``signature``. The model is created when missing."""
+    ``metrics``, ``params``, ``tags``, ``signature``, ``serving``. The model is created
+    when missing."""
     validate_name(name)
     services = services_of(request)
     form = await stream_upload(
@@ -131,6 +145,21 @@ async def get_version(
 ) -> VersionInfo:
     validate_name(name)
     return await run_in_threadpool(services_of(request).registry.get_version, name, version)
+
+
+@router.put("/models/{name}/versions/{version}/serving", summary="Change how a version is served")
+async def set_serving(
+    name: str,
+    version: VersionNumber,
+    body: ServingConfig,
+    request: Request,
+    _: Principal = require(Scope.WRITE),
+) -> VersionInfo:
+    """Batching (``max_batch_size``, ``max_batch_delay_ms``), ``latency_target_ms`` and
+    ``workers``; a loaded version picks the change up on its next request."""
+    validate_name(name)
+    registry = services_of(request).registry
+    return await run_in_threadpool(registry.set_serving, name, version, body)
 
 
 @router.get("/models/{name}/versions/{version}/artifact", summary="Download the artifact")

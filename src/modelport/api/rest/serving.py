@@ -1,0 +1,89 @@
+"""What the data plane is doing: loaded versions (how and where they run, learned costs,
+queues) and the Prometheus metrics endpoint."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.registry import CollectorRegistry
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from modelport.api.auth import require
+from modelport.api.state import services_of
+from modelport.serving.metrics import DataPlaneCollector
+from modelport.serving.model_cache import ServedModel
+from modelport.types import Principal, Scope, ServingConfig
+
+router = APIRouter(tags=["serving"])
+
+
+class LoadedVersion(BaseModel):
+    """One version in memory."""
+
+    model: str
+    version: int
+    serving: ServingConfig
+    mode: str
+    workers: int
+    worker_pids: list[int]
+    worker_restarts: int
+    load_ms: float
+    warm_up_predict_ms: float | None
+    max_batch_size: int
+    batch_cost_ms_per_row: float
+    batch_cost_ms_fixed: float
+    queued_rows: int
+    requests_shed: int
+    memory_bytes: int
+
+
+class ServingState(BaseModel):
+    memory_limit_bytes: int | None
+    memory_used_bytes: int
+    loads: int
+    evictions: int
+    loaded: list[LoadedVersion]
+
+
+def _loaded(served: ServedModel) -> LoadedVersion:
+    batcher = served.batcher
+    return LoadedVersion(
+        model=served.version.model,
+        version=served.version.version,
+        serving=served.version.serving,
+        mode=batcher.mode,
+        workers=served.workers,
+        worker_pids=served.pool.pids() if served.pool else [],
+        worker_restarts=served.pool.replaced if served.pool else 0,
+        load_ms=round(served.load_seconds * 1000, 3),
+        warm_up_predict_ms=(
+            round(served.predict_seconds * 1000, 3) if served.predict_seconds is not None else None
+        ),
+        max_batch_size=batcher.policy.max_batch_size,
+        batch_cost_ms_per_row=round(batcher.cost.per_row * 1000, 4),
+        batch_cost_ms_fixed=round(batcher.cost.fixed * 1000, 4),
+        queued_rows=batcher.queued_rows,
+        requests_shed=batcher.shed,
+        memory_bytes=served.footprint,
+    )
+
+
+@router.get("/api/v1/serving", summary="Loaded versions and how they are served")
+async def serving_state(request: Request, _: Principal = require(Scope.READ)) -> ServingState:
+    cache = services_of(request).dataplane.models
+    return ServingState(
+        memory_limit_bytes=cache.memory_limit,
+        memory_used_bytes=cache.memory_used(),
+        loads=cache.counters.loads,
+        evictions=cache.counters.evictions,
+        loaded=[_loaded(served) for served in cache.loaded()],
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+async def metrics(request: Request, _: Principal = require(Scope.READ)) -> Response:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DataPlaneCollector(services_of(request).dataplane.models))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
