@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         default=30.0, gt=0, description="longest a request waits for its prediction"
     )
+    key_rate_limit: float | None = Field(
+        default=None,
+        gt=0,
+        description="requests per second per API key unless the key sets its own "
+        "(default: unlimited)",
+    )
     log_level: str = "info"
 
     @field_validator("admin_key")

@@ -176,6 +176,8 @@ class KeyInfo(BaseModel):
     created_by: str | None = None
     created_at: datetime
     revoked_at: datetime | None = None
+    rate_limit: float | None = None
+    """Requests per second this key may make (None: the server's default)."""
 
 
 class CreatedKey(KeyInfo):
@@ -192,3 +194,4 @@ class Principal(BaseModel):
     key_id: int | None
     name: str
     role: Role
+    rate_limit: float | None = None

@@ -42,6 +42,7 @@ def _key_info(row: ApiKeyRow) -> KeyInfo:
         created_by=row.created_by,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        rate_limit=row.rate_limit,
     )
 
 
@@ -54,7 +55,12 @@ class KeyStore:
         self._lock = threading.Lock()
 
     def create(
-        self, name: str, role: Role, created_by: str | None = None, key: str | None = None
+        self,
+        name: str,
+        role: Role,
+        created_by: str | None = None,
+        key: str | None = None,
+        rate_limit: float | None = None,
     ) -> CreatedKey:
         secret = key or generate_key()
         with self._sessions.begin() as session:
@@ -64,6 +70,7 @@ class KeyStore:
                 name=name,
                 role=role.value,
                 created_by=created_by,
+                rate_limit=rate_limit,
             )
             session.add(row)
             session.flush()
@@ -128,4 +135,6 @@ class KeyStore:
             row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == hash_key(key)))
             if row is None or row.revoked_at is not None:
                 return None
-            return Principal(key_id=row.id, name=row.name, role=Role(row.role))
+            return Principal(
+                key_id=row.id, name=row.name, role=Role(row.role), rate_limit=row.rate_limit
+            )

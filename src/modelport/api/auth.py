@@ -43,6 +43,7 @@ async def authorize(services: Services, authorization: str | None, scope: Scope)
         raise ForbiddenError(
             f"a '{principal.role.value}' key cannot do this; it needs the '{scope.value}' scope"
         )
+    services.limiter.check(principal)
     return principal
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from modelport.access.keys import KeyStore
+from modelport.access.rate_limit import RateLimiter
 from modelport.config import Settings
 from modelport.registry import Registry
 from modelport.serving.dataplane import DataPlane
@@ -20,6 +21,7 @@ class Services:
     keys: KeyStore
     dataplane: DataPlane
     repository: Repository
+    limiter: RateLimiter
 
 
 def services_of(request: Request) -> Services:

@@ -64,6 +64,10 @@ def serve(
             "in the server process; default: chosen from the model's predict time)."
         ),
     ] = None,
+    key_rate_limit: Annotated[
+        float | None,
+        typer.Option(help="Requests per second per API key unless the key sets its own."),
+    ] = None,
     allow_pickle: Annotated[
         bool, typer.Option("--allow-pickle", help="Accept pickle/joblib uploads from admins.")
     ] = False,
@@ -88,6 +92,7 @@ def serve(
             "model_memory_limit": model_memory_limit,
             "workers": workers,
             "model_workers": model_workers,
+            "key_rate_limit": key_rate_limit,
             "log_level": log_level,
         }.items()
         if value is not None
@@ -248,13 +253,16 @@ def predict(
 def keys_create(
     role: Annotated[str, typer.Option(help="admin, editor or predict.")],
     name: Annotated[str, typer.Option(help="A label for the key.")] = "key",
+    rate_limit: Annotated[
+        float | None, typer.Option(help="Requests per second (default: the server's).")
+    ] = None,
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:
     """Create a key; its secret is printed once."""
     if role not in ("admin", "editor", "predict"):
         raise fail("--role must be admin, editor or predict")
-    created = _client(url, api_key).create_key(name, role)
+    created = _client(url, api_key).create_key(name, role, rate_limit=rate_limit)
     console.print(
         f"created key {created.id} ({created.role.value}); store it now, it is shown once:"
     )

@@ -301,8 +301,12 @@ class Client:
     def whoami(self) -> Principal:
         return Principal.model_validate(self._request("GET", "/api/v1/whoami").json())
 
-    def create_key(self, name: str, role: Role | str) -> CreatedKey:
-        body = {"name": name, "role": Role(role).value}
+    def create_key(
+        self, name: str, role: Role | str, *, rate_limit: float | None = None
+    ) -> CreatedKey:
+        body: dict[str, object] = {"name": name, "role": Role(role).value}
+        if rate_limit is not None:
+            body["rate_limit"] = rate_limit
         return CreatedKey.model_validate(self._request("POST", "/api/v1/keys", json=body).json())
 
     def list_keys(self) -> list[KeyInfo]:

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from modelport.about import VERSION
 from modelport.access.keys import KeyStore
+from modelport.access.rate_limit import RateLimiter
 from modelport.api.errors import install_error_handlers
 from modelport.api.rest import docs, keys, models, predict, serving, v2, v2_repository, versions
 from modelport.api.state import Services
@@ -45,7 +46,10 @@ def build_services(settings: Settings) -> tuple[Services, object]:
     defaults = ServingDefaults(settings.max_batch_size, settings.model_workers)
     cache = ModelCache(artifacts, settings.allow_pickle, defaults, limits, memory_limit, pinned)
     dataplane = DataPlane(registry, cache)
-    services = Services(settings, registry, KeyStore(sessions), dataplane, Repository(dataplane))
+    limiter = RateLimiter(settings.key_rate_limit)
+    services = Services(
+        settings, registry, KeyStore(sessions), dataplane, Repository(dataplane), limiter
+    )
     return services, engine
 
 

@@ -51,6 +51,14 @@ def _authorization(context: grpc.ServicerContext) -> str | None:
     return None
 
 
+def _abort(context: grpc.ServicerContext, exc: ModelPortError) -> None:
+    """End the call with the error's status; overload adds ``retry-after`` (seconds) to
+    the trailing metadata, as HTTP's Retry-After."""
+    if exc.retry_after is not None:
+        context.set_trailing_metadata((("retry-after", str(int(exc.retry_after))),))
+    context.abort(GRPC_STATUS[exc.code], exc.message)
+
+
 def rpc(scope: Scope | None) -> Callable[[Handler[Message]], Handler[Message]]:
     """Authorize ``scope`` (None: public) and turn domain errors into gRPC statuses."""
 
@@ -62,7 +70,7 @@ def rpc(scope: Scope | None) -> Callable[[Handler[Message]], Handler[Message]]:
                     self.authorize(context, scope)
                 return handler(self, request, context)
             except ModelPortError as exc:
-                context.abort(GRPC_STATUS[exc.code], exc.message)
+                _abort(context, exc)
             except Exception:
                 log.exception("unexpected error in %s", handler.__name__)
                 context.abort(GRPC_STATUS[ErrorCode.INTERNAL], "internal server error")
@@ -92,6 +100,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         if not self.services.settings.no_auth:
             hit, principal = self.services.keys.cached(bearer_key(header))
             if hit and principal is not None and role_allows(principal.role, scope):
+                self.services.limiter.check(principal)
                 return
         self.on_loop(authorize(self.services, header, scope))
 
@@ -150,7 +159,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         try:
             self.authorize(context, Scope.PREDICT)
         except ModelPortError as exc:
-            context.abort(GRPC_STATUS[exc.code], exc.message)
+            _abort(context, exc)
         for request in requests:
             try:
                 yield pb.ModelStreamInferResponse(infer_response=self._infer(request))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -22,6 +22,13 @@ class KeyCreate(BaseModel):
 
     name: Name
     role: Role
+    rate_limit: float | None = Field(
+        default=None,
+        gt=0,
+        le=1_000_000,
+        strict=True,
+        description="requests per second (default: the server's)",
+    )
 
 
 @router.get("/whoami", summary="The caller's key name and role")
@@ -39,7 +46,9 @@ async def create_key(
     body: KeyCreate, request: Request, principal: Principal = require(Scope.ADMIN)
 ) -> CreatedKey:
     keys = services_of(request).keys
-    return await run_in_threadpool(keys.create, body.name, body.role, principal.name)
+    return await run_in_threadpool(
+        keys.create, body.name, body.role, principal.name, None, body.rate_limit
+    )
 
 
 @router.delete("/keys/{key_id}", summary="Revoke an API key")
