@@ -4,12 +4,14 @@ its timeout gets a 503 and leaves the queue, and health checks keep answering.""
 from __future__ import annotations
 
 import concurrent.futures
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 from sklearn.ensemble import RandomForestRegressor
 
@@ -17,6 +19,7 @@ from tests.api.test_management import upload
 from tests.conftest import ADMIN_KEY
 from tests.models import save_skops
 from tests.servers import ServerProcess, start_server
+from tests.serving.test_workers import until
 
 ROW = [[0.5] * 8]
 
@@ -90,3 +93,35 @@ def test_statistics_count_the_failures(slow_server: ServerProcess, tmp_path: Pat
         stats = admin.get("/v2/models/slow/stats").json()["model_stats"][0]["inference_stats"]
     assert stats["fail"]["count"] >= 1
     assert stats["success"]["count"] >= 4
+
+
+def test_a_client_that_disconnects_frees_its_queued_rows(slow_server: ServerProcess) -> None:
+    big = {"features": np.random.default_rng(1).random((60_000, 8)).tolist()}
+    with slow_server.http(ADMIN_KEY) as admin:
+
+        def state() -> dict[str, int]:
+            served = admin.get("/api/v1/serving").json()["loaded"]
+            return next(v for v in served if v["model"] == "slow")
+
+        def rows_done() -> int:
+            stats = admin.get("/v2/models/slow/stats").json()["model_stats"][0]
+            return int(stats["inference_count"])
+
+        before = rows_done()
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            running = pool.submit(_post, slow_server, "/models/slow/predict", big)
+            until(lambda: state()["running_batches"] == 1 and state()["queued_rows"] == 0)
+            body = orjson.dumps({"features": [[7.0] * 8, [8.0] * 8]})
+            with socket.create_connection(("127.0.0.1", slow_server.port)) as conn:
+                conn.sendall(
+                    b"POST /models/slow/predict HTTP/1.1\r\nHost: x\r\n"
+                    + f"Authorization: Bearer {ADMIN_KEY}\r\n".encode()
+                    + b"Content-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                until(lambda: state()["queued_rows"] == 2)
+            until(lambda: state()["queued_rows"] == 0)  # freed when the socket closed
+            assert not running.done()  # ... while the big request still runs
+            assert running.result().status_code == 200, running.result().text
+        assert rows_done() == before + 60_000  # the two abandoned rows were never predicted

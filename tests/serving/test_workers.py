@@ -49,7 +49,7 @@ def until(condition: Callable[[], Any], timeout: float = 60.0) -> Any:
         if value:
             return value
         time.sleep(0.02)
-    raise AssertionError("condition not met in time")
+    raise AssertionError(f"condition not met in time (last: {value!r})")
 
 
 def loaded(admin: httpx.Client, name: str) -> dict[str, Any] | None:

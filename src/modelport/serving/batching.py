@@ -100,6 +100,10 @@ class Batcher:
         return self._queued_rows
 
     @property
+    def running_batches(self) -> int:
+        return self._running
+
+    @property
     def busy(self) -> bool:
         """Callers are queued or being served."""
         return self._queued_rows > 0 or self._running > 0
@@ -171,10 +175,11 @@ class Batcher:
         if not self.cost.known:
             return 0.0
         ahead = self._queued_rows + rows
-        batches = math.ceil(ahead / self._max_rows)
-        per_batch = self.cost.estimate(min(ahead, self._max_rows))
+        # A request is never split: batches hold whole requests, at least one each.
+        batches = min(math.ceil(ahead / self._max_rows), len(self._pending) + 1)
+        work = self.cost.per_row * ahead + self.cost.fixed * batches
         in_progress = max(0.0, self._busy_until - now) if self._running else 0.0
-        return in_progress + batches * per_batch / self._slots
+        return in_progress + work / self._slots
 
     async def close(self) -> None:
         if self._worker is not None:

@@ -35,6 +35,7 @@ class LoadedVersion(BaseModel):
     batch_cost_ms_per_row: float
     batch_cost_ms_fixed: float
     queued_rows: int
+    running_batches: int
     requests_shed: int
     memory_bytes: int
 
@@ -65,6 +66,7 @@ def _loaded(served: ServedModel) -> LoadedVersion:
         batch_cost_ms_per_row=round(batcher.cost.per_row * 1000, 4),
         batch_cost_ms_fixed=round(batcher.cost.fixed * 1000, 4),
         queued_rows=batcher.queued_rows,
+        running_batches=batcher.running_batches,
         requests_shed=batcher.shed,
         memory_bytes=served.footprint,
     )

@@ -1,4 +1,4 @@
-"""The predict process: load one version, then answer requests until the pipe closes."""
+"""The predict process: load one version, then answer requests until the socket closes."""
 
 from __future__ import annotations
 
@@ -6,16 +6,21 @@ import argparse
 import contextlib
 import os
 import signal
-from multiprocessing.connection import Connection
+import socket
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
-
-import orjson
 
 from modelport.errors import ErrorCode, ModelPortError
 from modelport.runtimes.loader import load_version
 from modelport.serving.failures import as_domain_error
-from modelport.serving.workers.frames import error_reply, read_arrays, reply
+from modelport.serving.workers.frames import (
+    FRAME_PREFIX,
+    frame_length,
+    message,
+    parse,
+    read_arrays,
+    reply,
+)
 from modelport.types import VersionInfo
 
 
@@ -29,26 +34,49 @@ def attach(name: str) -> SharedMemory:
     return segment
 
 
-def serve(conn: Connection) -> None:
-    """Answer the server on ``conn``: its first message says what to load."""
+def receive(sock: socket.socket) -> bytes | None:
+    """The next message's payload, or None once the server has closed the socket."""
+    prefix = _exactly(sock, FRAME_PREFIX)
+    return None if prefix is None else _exactly(sock, frame_length(prefix))
+
+
+def _exactly(sock: socket.socket, size: int) -> bytes | None:
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        count = sock.recv_into(view[got:])
+        if count == 0:
+            return None
+        got += count
+    return bytes(buffer)
+
+
+def send(sock: socket.socket, parts: list[bytes | memoryview]) -> None:
+    for part in parts:
+        sock.sendall(part)
+
+
+def serve(sock: socket.socket) -> None:
+    """Answer the server on ``sock``: its first message says what to load."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the server decides when workers stop
+    first = receive(sock)
+    if first is None:
+        return
     try:
         from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-        spec = orjson.loads(conn.recv_bytes())
+        spec, _ = parse(first)
         threadpool_limits(spec["threads"])
         version = VersionInfo.model_validate(spec["version"])
         model = load_version(Path(spec["artifact"]), version, spec["allow_pickle"])
     except Exception as exc:
-        conn.send_bytes(error_reply(0, ErrorCode.UNAVAILABLE, f"cannot load the model: {exc}"))
+        reason = f"cannot load the model: {exc}"
+        send(sock, message({"seq": 0, "error": ErrorCode.UNAVAILABLE, "message": reason}))
         return
-    conn.send_bytes(orjson.dumps({"ready": os.getpid()}))
+    send(sock, message({"ready": os.getpid()}))
     segment: SharedMemory | None = None
-    while True:
-        try:
-            request = orjson.loads(conn.recv_bytes())
-        except (EOFError, OSError):
-            return  # the server closed the pipe or exited
+    while (payload := receive(sock)) is not None:
+        request, _ = parse(payload)
         if segment is None or segment.name != request["shm"]:
             if segment is not None:
                 with contextlib.suppress(BufferError):
@@ -58,17 +86,19 @@ def serve(conn: Connection) -> None:
             inputs = read_arrays(request["inputs"], segment.buf)
             outputs = model.predict(inputs, frozenset(request["outputs"]))
             del inputs  # no view into the segment may outlive the request
-            message = reply(request["seq"], outputs)
+            answer = reply(request["seq"], outputs)
         except Exception as exc:
             error: ModelPortError = as_domain_error(exc)
-            message = error_reply(request["seq"], error.code, error.message)
-        conn.send_bytes(message)
+            answer = message({"seq": request["seq"], "error": error.code, "message": error.message})
+        send(sock, answer)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="a ModelPort predict process")
     parser.add_argument("--fd", type=int, required=True, help="the server's socket")
-    serve(Connection(parser.parse_args().fd))
+    with socket.socket(fileno=parser.parse_args().fd) as sock:
+        sock.setblocking(True)
+        serve(sock)
 
 
 if __name__ == "__main__":

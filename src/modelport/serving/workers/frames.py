@@ -1,9 +1,9 @@
 """The wire between the server and its predict processes: no pickling.
 
-A request is a small JSON header sent over the pipe; the input arrays themselves are
+A request is a small JSON header sent over the socket; the input arrays themselves are
 copied once into a shared-memory segment the worker maps, and read there without a copy.
-A reply is one pipe message: a 4-byte header length, a JSON header, then each output's
-raw bytes. Arrays of objects (BYTES) travel as length-prefixed elements.
+Every message is framed: an 8-byte length, a 4-byte header length, the JSON header, then
+raw buffers (a reply's outputs). Arrays of objects (BYTES) travel as length-prefixed elements.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from modelport.types import Datatype
 
 ALIGNMENT = 64
 _LENGTH = struct.Struct("<I")
+_FRAME = struct.Struct("<Q")
+FRAME_PREFIX = _FRAME.size
 
 Spec = list[Any]
 """``[name, dtype, shape, offset, nbytes]``; dtype is a numpy type string, ``"bytes"`` or
@@ -87,29 +89,37 @@ def read_arrays(specs: list[Spec], buffer: Any) -> Tensors:
     return {name: array_from(tag, shape, buffer, at, size) for name, tag, shape, at, size in specs}
 
 
-def reply(seq: int, tensors: Tensors) -> bytes:
-    """One reply message holding every output."""
-    parts: list[bytes | np.ndarray] = []
+def reply(seq: int, tensors: Tensors) -> list[bytes | memoryview]:
+    """One reply message holding every output (header, then each output's bytes)."""
+    buffers: list[bytes | memoryview] = []
     specs: list[Spec] = []
     offset = 0
     for name, array in tensors.items():
         tag, data = serialized(array)
-        nbytes = data.nbytes if isinstance(data, np.ndarray) else len(data)
-        specs.append([name, tag, list(array.shape), offset, nbytes])
-        parts.append(data)
-        offset += nbytes
-    header = orjson.dumps({"seq": seq, "outputs": specs})
-    buffers = [memoryview(part).cast("B") for part in parts]  # type: ignore[arg-type]
-    return b"".join([_LENGTH.pack(len(header)), header, *buffers])
+        view = memoryview(data).cast("B") if isinstance(data, np.ndarray) else memoryview(data)  # type: ignore[arg-type]
+        specs.append([name, tag, list(array.shape), offset, view.nbytes])
+        buffers.append(view)
+        offset += view.nbytes
+    return message({"seq": seq, "outputs": specs}, buffers)
 
 
-def error_reply(seq: int, code: str, message: str) -> bytes:
-    header = orjson.dumps({"seq": seq, "error": code, "message": message})
-    return _LENGTH.pack(len(header)) + header
+def message(
+    header: dict[str, Any], buffers: list[bytes | memoryview] | None = None
+) -> list[bytes | memoryview]:
+    """A framed message: total length, header length, JSON header, then raw buffers."""
+    encoded = orjson.dumps(header)
+    payload = [_LENGTH.pack(len(encoded)), encoded, *(buffers or [])]
+    total = sum(len(part) if isinstance(part, bytes) else part.nbytes for part in payload)
+    return [_FRAME.pack(total), *payload]
 
 
-def parse_reply(message: bytes) -> tuple[dict[str, Any], memoryview]:
-    """The header and the payload that follows it."""
-    (length,) = _LENGTH.unpack_from(message)
-    view = memoryview(message)
+def parse(payload: bytes) -> tuple[dict[str, Any], memoryview]:
+    """The header of a message (its frame length already read) and the bytes after it."""
+    (length,) = _LENGTH.unpack_from(payload)
+    view = memoryview(payload)
     return orjson.loads(view[4 : 4 + length]), view[4 + length :]
+
+
+def frame_length(prefix: bytes) -> int:
+    (length,) = _FRAME.unpack(prefix)
+    return int(length)

@@ -10,16 +10,21 @@ import socket
 import subprocess
 import sys
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
 from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from modelport.errors import UnavailableError, error_from_code
+from modelport.errors import ModelPortError, UnavailableError, error_from_code
 from modelport.runtimes.base import Tensors
-from modelport.serving.workers.frames import parse_reply, read_arrays, size_of, write_arrays
+from modelport.serving.workers.frames import (
+    FRAME_PREFIX,
+    frame_length,
+    message,
+    parse,
+    read_arrays,
+    size_of,
+    write_arrays,
+)
 from modelport.types import VersionInfo
 
 log = logging.getLogger(__name__)
@@ -43,97 +48,86 @@ class WorkerSpec:
 
 
 class Worker:
-    """One predict process, its pipe and its shared-memory segment."""
+    """One predict process, the socket to it and its shared-memory segment."""
 
     def __init__(self, spec: WorkerSpec) -> None:
         self._spec = spec
+        self._segment: SharedMemory | None = None
+        self._replies: asyncio.Queue[tuple[dict[str, Any], memoryview] | None] = asyncio.Queue()
+        self._writer: asyncio.StreamWriter | None = None
+        self._reading: asyncio.Task[None] | None = None
+        self._seq = 0
+        self.alive = True
         ours, theirs = socket.socketpair()
         with theirs:
+            command = [sys.executable, "-m", "modelport.serving.workers.child"]
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "modelport.serving.workers.child",
-                    "--fd",
-                    str(theirs.fileno()),
-                ],
+                [*command, "--fd", str(theirs.fileno())],
                 pass_fds=(theirs.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
-        self._conn = Connection(ours.detach())
-        self._conn.send_bytes(
-            orjson.dumps(
-                {
-                    "artifact": str(spec.artifact),
-                    "version": spec.version.model_dump(mode="json"),
-                    "allow_pickle": spec.allow_pickle,
-                    "threads": spec.threads,
-                }
-            )
-        )
-        self._segment: SharedMemory | None = None
-        self._reply: asyncio.Future[bytes] | None = None
-        self._seq = 0
-        self.alive = True
-        asyncio.get_running_loop().add_reader(self._conn.fileno(), self._readable)
+        self._socket = ours
 
-    async def ready(self) -> None:
-        """Wait until the process has loaded the model (or raise why it could not)."""
-        header, _ = _header(await self._next_message(START_TIMEOUT_S))
+    async def start(self) -> None:
+        """Send what to load and wait until it is loaded (or raise why it could not)."""
+        reader, self._writer = await asyncio.open_connection(sock=self._socket)
+        self._reading = asyncio.get_running_loop().create_task(self._read(reader))
+        spec = {
+            "artifact": str(self._spec.artifact),
+            "version": self._spec.version.model_dump(mode="json"),
+            "allow_pickle": self._spec.allow_pickle,
+            "threads": self._spec.threads,
+        }
+        self._writer.writelines(message(spec))
+        try:
+            header, _ = await asyncio.wait_for(self._next_reply(), START_TIMEOUT_S)
+        except (ModelPortError, TimeoutError):
+            await self.stop()
+            raise
         if "ready" not in header:
             await self.stop()
             raise error_from_code(header.get("error", "unavailable"), header.get("message", ""))
 
     async def predict(self, inputs: Tensors, outputs: frozenset[str]) -> Tensors:
+        assert self._writer is not None
         segment = self._segment_for(size_of(inputs))
         assert segment.buf is not None
         specs = write_arrays(inputs, segment.buf)
         self._seq += 1
         seq = self._seq
         request = {"seq": seq, "shm": segment.name, "inputs": specs, "outputs": sorted(outputs)}
-        self._conn.send_bytes(orjson.dumps(request))
+        self._writer.writelines(message(request))
         while True:  # a reply to a request its caller abandoned is skipped
-            header, payload = _header(await self._next_message(None))
+            header, payload = await self._next_reply()
             if header.get("seq") == seq:
                 break
         if "error" in header:
             raise error_from_code(header["error"], header["message"])
         return read_arrays(header["outputs"], payload)
 
+    async def _next_reply(self) -> tuple[dict[str, Any], memoryview]:
+        reply = await self._replies.get() if self.alive else None
+        if reply is None:
+            raise self._died_error()
+        return reply
+
+    async def _read(self, reader: asyncio.StreamReader) -> None:
+        try:
+            while True:
+                length = frame_length(await reader.readexactly(FRAME_PREFIX))
+                self._replies.put_nowait(parse(await reader.readexactly(length)))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the process exited
+        self.alive = False
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            await asyncio.to_thread(self.process.wait, 1)
+        self._replies.put_nowait(None)
+
     def _segment_for(self, size: int) -> SharedMemory:
         if self._segment is None or self._segment.size < size:
             self._release_segment()
             self._segment = SharedMemory(create=True, size=max(MIN_SEGMENT_BYTES, size * 2))
         return self._segment
-
-    async def _next_message(self, timeout: float | None) -> bytes:
-        if not self.alive:
-            raise self._died_error()
-        self._reply = asyncio.get_running_loop().create_future()
-        try:
-            return await asyncio.wait_for(self._reply, timeout) if timeout else await self._reply
-        finally:
-            self._reply = None
-
-    def _readable(self) -> None:
-        try:
-            message = self._conn.recv_bytes()
-        except (EOFError, OSError):
-            self._mark_dead()
-            return
-        if self._reply is not None and not self._reply.done():
-            self._reply.set_result(message)
-
-    def _mark_dead(self) -> None:
-        if not self.alive:
-            return
-        self.alive = False
-        with contextlib.suppress(Exception):
-            asyncio.get_running_loop().remove_reader(self._conn.fileno())
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=1)
-        if self._reply is not None and not self._reply.done():
-            self._reply.set_exception(self._died_error())
 
     def _died_error(self) -> UnavailableError:
         return UnavailableError(
@@ -150,23 +144,19 @@ class Worker:
             self._segment = None
 
     async def stop(self) -> None:
-        if self.alive:
-            self.alive = False
-            with contextlib.suppress(Exception):
-                asyncio.get_running_loop().remove_reader(self._conn.fileno())
-        self._conn.close()  # the process sees end-of-file and returns
+        self.alive = False
+        if self._writer is not None:
+            self._writer.close()  # the process sees end-of-file and returns
+        else:
+            self._socket.close()
         try:
             await asyncio.to_thread(self.process.wait, 5)
         except subprocess.TimeoutExpired:
             self.process.kill()
             await asyncio.to_thread(self.process.wait, 5)
+        if self._reading is not None:
+            self._reading.cancel()
         self._release_segment()
-
-
-def _header(message: bytes) -> tuple[dict[str, Any], memoryview]:
-    if message[:1] == b"{":  # the start-up message is plain JSON
-        return orjson.loads(message), memoryview(b"")
-    return parse_reply(message)
 
 
 class WorkerPool:
@@ -183,11 +173,10 @@ class WorkerPool:
 
     async def start(self) -> None:
         workers = [Worker(self._spec) for _ in range(self.count)]
-        results = await asyncio.gather(*(w.ready() for w in workers), return_exceptions=True)
+        results = await asyncio.gather(*(w.start() for w in workers), return_exceptions=True)
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:
-            for worker in workers:
-                await worker.stop()
+            await asyncio.gather(*(w.stop() for w in workers), return_exceptions=True)
             raise failures[0]
         self._workers = workers
         for worker in workers:
@@ -224,7 +213,7 @@ class WorkerPool:
         while not self._closed:
             worker = Worker(self._spec)
             try:
-                await worker.ready()
+                await worker.start()
             except Exception as exc:
                 log.error("cannot restart a predict process of %s: %s", self._spec.label, exc)
                 await asyncio.sleep(1)
