@@ -32,6 +32,8 @@ from modelport.storage.db import create_db_engine, create_session_factory, run_m
 
 log = logging.getLogger(__name__)
 
+RESOLVE_TTL_S = 1.0
+
 
 def build_services(settings: Settings) -> tuple[Services, object]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -45,7 +47,8 @@ def build_services(settings: Settings) -> tuple[Services, object]:
     memory_limit = int(settings.model_memory_limit) if settings.model_memory_limit else None
     defaults = ServingDefaults(settings.max_batch_size, settings.model_workers)
     cache = ModelCache(artifacts, settings.allow_pickle, defaults, limits, memory_limit, pinned)
-    dataplane = DataPlane(registry, cache)
+    # With several server processes, another one may change the registry.
+    dataplane = DataPlane(registry, cache, RESOLVE_TTL_S if settings.workers > 1 else None)
     limiter = RateLimiter(settings.key_rate_limit)
     services = Services(
         settings, registry, KeyStore(sessions), dataplane, Repository(dataplane), limiter
@@ -64,11 +67,15 @@ async def _warm_default_model(services: Services) -> None:
         )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, announce: bool = True) -> FastAPI:
+    """The application; ``announce=False`` for the processes of ``--workers N``, whose
+    parent did the first-start duties and printed the banner."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services, engine = await run_in_threadpool(build_services, settings)
-        result = await run_in_threadpool(bootstrap, settings, services.registry, services.keys)
+        if announce:
+            result = await run_in_threadpool(bootstrap, settings, services.registry, services.keys)
         app.state.services = services
         await _warm_default_model(services)
         grpc_server = None
@@ -80,7 +87,8 @@ def create_app(settings: Settings) -> FastAPI:
             grpc_server = start_grpc_server(
                 services, settings.host, settings.grpc_port, asyncio.get_running_loop()
             )
-        print_banner(settings, result)
+        if announce:
+            print_banner(settings, result)
         # Everything loaded so far lives as long as the server: keep it out of the
         # collector's full passes, which would otherwise pause requests now and then.
         gc.collect()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,16 +36,65 @@ def run_server(overrides: dict[str, Any]) -> None:
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
-    uvicorn.run(
-        FastPath(create_app(settings)),
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop",
-        http="httptools",
-        log_level=settings.log_level,
-        access_log=False,
-        server_header=False,
+    options: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "log_level": settings.log_level,
+        "access_log": False,
+        "server_header": False,
+    }
+    if settings.workers == 1:
+        uvicorn.run(FastPath(create_app(settings)), **options)
+        return
+    # Several processes share the port (uvicorn binds it once and restarts a process that
+    # dies); each builds its own app from the settings passed down here. First-start
+    # duties run once, before any of them starts.
+    _bootstrap_once(settings)
+    os.environ[WORKER_SETTINGS] = _dump_settings(settings)
+    uvicorn.run(f"{__name__}:worker_app", factory=True, workers=settings.workers, **options)
+
+
+WORKER_SETTINGS = "MODELPORT_WORKER_SETTINGS"
+"""The settings of ``--workers N`` processes, as JSON (the secret included)."""
+
+
+def worker_app() -> Any:
+    """The app of one ``--workers N`` process (a uvicorn factory)."""
+    from modelport.api.fastpath import FastPath
+    from modelport.server.app import create_app
+
+    settings = Settings.model_validate_json(os.environ[WORKER_SETTINGS])
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(levelname)s %(name)s: %(message)s"
     )
+    return FastPath(create_app(settings, announce=False))
+
+
+def _dump_settings(settings: Settings) -> str:
+    values = settings.model_dump(mode="json")
+    if settings.admin_key is not None:
+        values["admin_key"] = settings.admin_key.get_secret_value()
+    return json.dumps(values)
+
+
+def _bootstrap_once(settings: Settings) -> None:
+    """The admin key and the demo model, then the banner (the processes stay quiet)."""
+    from modelport.access.keys import KeyStore
+    from modelport.registry import Registry
+    from modelport.server.banner import print_banner
+    from modelport.server.bootstrap import bootstrap
+    from modelport.storage.artifacts import ArtifactStore
+    from modelport.storage.db import create_db_engine, create_session_factory
+
+    engine = create_db_engine(settings.resolved_database_url)
+    sessions = create_session_factory(engine)
+    registry = Registry(sessions, ArtifactStore(settings.artifacts_dir))
+    result = bootstrap(settings, registry, KeyStore(sessions))
+    engine.dispose()
+    print_banner(settings, result)
+    print(f"Starting {settings.workers} server processes on the same port.", flush=True)
 
 
 def _preflight(settings: Settings) -> None:

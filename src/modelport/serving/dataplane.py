@@ -8,6 +8,7 @@ model's batcher and keeps the statistics.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 from modelport.errors import InvalidInputError, ModelPortError, UnavailableError
@@ -23,22 +24,28 @@ from modelport.types import VersionInfo
 class DataPlane:
     """Resolve → load once → validate → batch → predict."""
 
-    def __init__(self, registry: Registry, models: ModelCache) -> None:
+    def __init__(
+        self, registry: Registry, models: ModelCache, resolve_ttl_s: float | None = None
+    ) -> None:
         self.registry = registry
         self.models = models
-        self._resolved: dict[Reference, tuple[int, VersionInfo]] = {}
+        self._resolve_ttl = resolve_ttl_s
+        """Other processes change the registry too: re-read resolutions this often."""
+        self._resolved: dict[Reference, tuple[int, float, VersionInfo]] = {}
         self._unloaded: set[str] = set()
         """Models unloaded explicitly (repository extension): not served until loaded."""
 
     async def resolve(self, reference: Reference) -> VersionInfo:
         generation = self.registry.generation
         cached = self._resolved.get(reference)
-        if cached is not None and cached[0] == generation:
-            return cached[1]
+        if cached is not None and cached[0] == generation and time.monotonic() < cached[1]:
+            return cached[2]
         version = await asyncio.to_thread(self.registry.resolve, reference)
         if len(self._resolved) > 10_000:
             self._resolved.clear()
-        self._resolved[reference] = (generation, version)
+        ttl = math.inf if self._resolve_ttl is None else self._resolve_ttl
+        expires = time.monotonic() + ttl
+        self._resolved[reference] = (generation, expires, version)
         return version
 
     async def served(self, reference: Reference) -> ServedModel:

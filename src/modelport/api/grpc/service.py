@@ -202,13 +202,16 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 def start_grpc_server(
     services: Services, host: str, port: int, loop: asyncio.AbstractEventLoop
 ) -> grpc.Server:
-    """Serve the V2 gRPC service on ``host:port``; DataPlane work runs on ``loop``."""
+    """Serve the V2 gRPC service on ``host:port``; DataPlane work runs on ``loop``. With
+    several server processes each binds the port (SO_REUSEPORT) and the kernel spreads
+    the connections; a single process refuses a port another program holds."""
     limit = services.settings.max_request_bytes
     server = grpc.server(
         ThreadPoolExecutor(GRPC_WORKERS, thread_name_prefix="modelport-grpc"),
         options=[
             ("grpc.max_receive_message_length", limit),
             ("grpc.max_send_message_length", limit),
+            ("grpc.so_reuseport", int(services.settings.workers > 1)),
         ],
     )
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(  # type: ignore[no-untyped-call]

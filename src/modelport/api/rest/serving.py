@@ -3,6 +3,8 @@ queues) and the Prometheus metrics endpoint."""
 
 from __future__ import annotations
 
+import os
+
 from fastapi import APIRouter
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
@@ -41,6 +43,8 @@ class LoadedVersion(BaseModel):
 
 
 class ServingState(BaseModel):
+    process_id: int
+    """The server process that answered (one of several with ``--workers N``)."""
     memory_limit_bytes: int | None
     memory_used_bytes: int
     loads: int
@@ -76,6 +80,7 @@ def _loaded(served: ServedModel) -> LoadedVersion:
 async def serving_state(request: Request, _: Principal = require(Scope.READ)) -> ServingState:
     cache = services_of(request).dataplane.models
     return ServingState(
+        process_id=os.getpid(),
         memory_limit_bytes=cache.memory_limit,
         memory_used_bytes=cache.memory_used(),
         loads=cache.counters.loads,
