@@ -25,6 +25,12 @@ REQUIREMENTS: dict[str, tuple[str, ...]] = {
     "asgi": ("uvicorn==0.54.0", "uvloop==0.23.0", "httptools==0.9.0"),
     # The gRPC load generator: tritonclient's generated stubs drive every server alike.
     "grpcclient": ("tritonclient[grpc]==2.73.0", "grpcio==1.85.3", "protobuf==6.33.6"),
+    # PyTriton 0.7.0 (Triton server inside the wheel, on CPU) needs numpy < 2.
+    "pytriton": ("nvidia-pytriton==0.7.0", "numpy==1.26.4", "scikit-learn==1.9.1", "joblib==1.6.0"),
+    "litserve": ("litserve==0.2.19", *SKLEARN_STACK),
+    # mlflow 3.18.0 needs mlflow-skinny==3.18.0, which the package index did not offer.
+    "mlflow": ("mlflow==3.17.2", *SKLEARN_STACK),
+    "bentoml": ("bentoml==1.4.40", *SKLEARN_STACK),
 }
 
 

@@ -8,7 +8,7 @@ every server), pinned by the runner to the client core:
 
 DIMS is the shape, e.g. 32x30; RAW_FILE holds the FP32 tensor's little-endian bytes, sent as
 `raw_input_contents`. `--verify` prints the first output's values as JSON. A load run prints
-one JSON line: completed calls, seconds, p50/p99 latency, failed calls and the CPU seconds
+one JSON line: completed calls, seconds, p50/p99/max latency, failed calls and the CPU seconds
 the generator itself used while loading (its own measure of being the bottleneck).
 
 The request is serialised once and sent as bytes (the channel skips the serialiser), and the
@@ -193,7 +193,8 @@ def summarise(result: dict[str, object]) -> dict[str, object]:
             return 0.0
         return float(latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))])
 
-    return {**result, "p50_us": percentile(50), "p99_us": percentile(99)}
+    longest = float(latencies[-1]) if latencies else 0.0
+    return {**result, "p50_us": percentile(50), "p99_us": percentile(99), "max_us": longest}
 
 
 def main(argv: list[str]) -> None:

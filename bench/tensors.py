@@ -20,21 +20,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import secrets
 import shutil
 import struct
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from envs import BENCH_DIR, ensure_env, package_versions
-from loadgen import Measurement, measure, write_script
-from servers import ServerError, pinned_processes, request_status, running
+from loadgen import Measurement, grpc_load, measure, write_script
+from servers import (
+    ServerError,
+    pinned_processes,
+    post,
+    read_binary_answer,
+    running,
+    upload_skops,
+    wait_model_ready,
+)
 from systems import HOST, MLSERVER_PACKAGES, Server, free_port, modelport_command
 
 MODELS = ("wide-1024", "batch-30")  # as peers/train_tensors.py names them
@@ -219,40 +223,9 @@ SYSTEMS: tuple[TensorSystem, ...] = (
 # --- talking to the servers ----------------------------------------------------------------
 
 
-def _post(port: int, path: str, body: bytes, headers: dict[str, str]) -> tuple[bytes, Any]:
-    request = urllib.request.Request(
-        f"http://{HOST}:{port}{path}", data=body, method="POST", headers=headers
-    )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
-    try:
-        with opener.open(request, timeout=30.0) as response:
-            return response.read(), response.headers
-    except urllib.error.HTTPError as exc:
-        raise ServerError(f"{path}: HTTP {exc.code}: {exc.read()[:500]!r}") from exc
-
-
-def upload_skops(port: int, model: str, artifact: Path, headers: dict[str, str]) -> None:
-    """Push one skops file as a new version (the model is created when missing)."""
-    boundary = secrets.token_hex(16)
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-            f'filename="{artifact.name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-        ).encode()
-        + artifact.read_bytes()
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    content_type = f"multipart/form-data; boundary={boundary}"
-    _post(port, f"/api/v1/models/{model}/versions", body, {**headers, "Content-Type": content_type})
-
-
-def wait_models_ready(port: int, headers: dict[str, str], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
+def wait_models_ready(port: int, headers: dict[str, str]) -> None:
     for model in MODELS:
-        while request_status(port, f"/v2/models/{model}/ready", None, headers) != 200:
-            if time.monotonic() > deadline:
-                raise ServerError(f"model {model} not ready after {timeout:.0f} s")
-            time.sleep(0.25)
+        wait_model_ready(port, model, headers)
 
 
 def _flatten(values: Any) -> list[float]:
@@ -264,19 +237,6 @@ def _flatten(values: Any) -> list[float]:
 def read_json_answer(body: bytes) -> list[float]:
     answer = json.loads(body)
     return _flatten(answer["outputs"][0]["data"])
-
-
-def read_binary_answer(body: bytes, headers: Any) -> list[float]:
-    """The first output of a binary-extension answer (JSON header, then raw bytes)."""
-    length = headers.get("Inference-Header-Content-Length")
-    if length is None:
-        raise ServerError(f"binary answer without Inference-Header-Content-Length: {body[:200]!r}")
-    header = json.loads(body[: int(length)])
-    output = header["outputs"][0]
-    size = output["parameters"]["binary_data_size"]
-    code = {"FP64": "d", "FP32": "f"}[output["datatype"]]
-    raw = body[int(length) : int(length) + size]
-    return list(struct.unpack(f"<{size // struct.calcsize(code)}{code}", raw))
 
 
 def check(label: str, got: list[float], expected: list[float]) -> None:
@@ -318,31 +278,8 @@ def grpc_argv(runner: Runner, ts: TensorServer, tensor: Tensor) -> list[str]:
 
 def grpc_measure(argv: list[str], runner: Runner, connections: int, seconds: float) -> Measurement:
     """Run grpcload.py pinned to the client core; its own CPU use is the client's share."""
-    load = [
-        "taskset",
-        "--cpu-list",
-        str(runner.client_core),
-        *argv,
-        "--concurrency",
-        str(connections),
-        "--duration",
-        f"{seconds:g}",
-        "--processes",
-        str(min(runner.grpc_processes, connections)),
-    ]
-    done = subprocess.run(load, capture_output=True, text=True, timeout=seconds + 60)
-    if done.returncode != 0:
-        raise RuntimeError(f"grpcload.py failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
-    r = json.loads(done.stdout.splitlines()[-1])
-    return Measurement(
-        requests=r["requests"],
-        seconds=r["seconds"],
-        p50_ms=r["p50_us"] / 1e3,
-        p99_ms=r["p99_us"] / 1e3,
-        non_2xx=r["failures"],
-        socket_errors=0,
-        client_cpu=r["cpu_seconds"] / r["seconds"] if r["seconds"] else 0.0,
-    )
+    processes = min(runner.grpc_processes, connections)
+    return grpc_load(argv, runner.client_core, processes, connections, seconds)
 
 
 def verify_and_prepare(
@@ -365,7 +302,7 @@ def verify_and_prepare(
         body = tensor.json_body()
         headers = {**server.headers, "Content-Type": "application/json"}
         check(
-            label, read_json_answer(_post(server.port, path, body, headers)[0]), tensor.predictions
+            label, read_json_answer(post(server.port, path, body, headers)[0]), tensor.predictions
         )
     else:
         body, head = tensor.binary_body()
@@ -375,7 +312,7 @@ def verify_and_prepare(
             "Inference-Header-Content-Length": str(head),
         }
         check(
-            label, read_binary_answer(*_post(server.port, path, body, headers)), tensor.predictions
+            label, read_binary_answer(*post(server.port, path, body, headers)), tensor.predictions
         )
     script = write_script(stem.with_suffix(".lua"), body, headers, stem.with_suffix(".body"))
     return lambda c, s: measure(runner.wrk, url, script, c, s, runner.client_core)
