@@ -96,7 +96,22 @@ class _ClientGone(Exception):
     pass
 
 
+_MATCHED: dict[str, tuple[HotRoute, list[str]]] = {}
+"""Recent hot paths and their route (bounded: paths come from clients)."""
+
+
 def _match(path: str) -> tuple[HotRoute, list[str]] | None:
+    matched = _MATCHED.get(path)
+    if matched is None:
+        matched = _match_route(path)
+        if matched is not None:
+            if len(_MATCHED) >= 4096:
+                _MATCHED.clear()
+            _MATCHED[path] = matched
+    return matched
+
+
+def _match_route(path: str) -> tuple[HotRoute, list[str]] | None:
     parts = path.strip("/").split("/")
     for route in HOT_ROUTES:
         segments = route.segments

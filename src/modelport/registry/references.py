@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -45,6 +46,7 @@ def validate_alias(alias: str) -> str:
     return alias
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_version_selector(name: str, selector: str | None) -> Reference:
     """Build a reference from a name and an optional version number or alias."""
     validate_name(name)
@@ -58,6 +60,7 @@ def parse_version_selector(name: str, selector: str | None) -> Reference:
     return Reference(name, alias=validate_alias(selector))
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_reference(text: str) -> Reference:
     """Parse ``name``, ``name@alias``, ``name@N`` or ``name/versions/N``."""
     if "/versions/" in text:

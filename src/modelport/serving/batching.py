@@ -35,6 +35,10 @@ Outputs = Tensors
 ClientGone = Callable[[], Coroutine[Any, Any, None]]
 """Completes when the caller's connection closes."""
 
+WATCH_AFTER_S = 0.05
+"""Callers expected to wait longer than this are watched for disconnecting (a task each;
+shorter waits are not worth it)."""
+
 
 @dataclass(frozen=True)
 class QueueLimits:
@@ -84,6 +88,8 @@ class Batcher:
         self._running = 0
         self._busy_until = 0.0
         self._wakeup = asyncio.Event()
+        self._expiring: deque[_Pending] = deque()
+        self._expiry_timer: asyncio.TimerHandle | None = None
         self._worker: asyncio.Task[None] | None = None
         self._batches: set[asyncio.Task[None]] = set()
         self.cost = BatchCost()
@@ -119,14 +125,16 @@ class Batcher:
 
         Refused at once (503 with Retry-After) when the queue is full or the request could
         not be answered before its deadline. A caller still waiting at its deadline gets a
-        503 and its rows leave the queue; so do the rows of a caller that disconnects.
+        503 and its rows leave the queue; so do the rows of a caller that disconnects
+        while it waits for long.
         """
         loop = asyncio.get_running_loop()
         if self._worker is None:
             self._worker = loop.create_task(self._work())
         rows = len(next(iter(inputs.values()))) if inputs else 0
         now = time.perf_counter()
-        self.arrivals.arrived(rows, now)
+        if self.policy.max_batch_delay_s:
+            self.arrivals.arrived(rows, now)
         if self._queued_rows and self._queued_rows + rows > self._limits.max_queue_rows:
             self.shed += 1
             raise UnavailableError(
@@ -146,26 +154,66 @@ class Batcher:
                 f"{expected * 1000:.0f} ms of work is ahead of it; retry shortly",
                 retry_after=max(1, math.ceil(expected - seconds)),
             )
-        future: asyncio.Future[Outputs] = loop.create_future()
-        item = _Pending(inputs, rows, outputs, future, now, now + seconds)
+        item = _Pending(inputs, rows, outputs, loop.create_future(), now, now + seconds)
         waits = self.busy
         self._pending.append(item)
         self._queued_rows += rows
-        future.add_done_callback(lambda _: self._leave_queue(item))
         self._wakeup.set()
-        timer = loop.call_later(seconds, _expire, future, seconds)
-        watch = loop.create_task(client_gone()) if client_gone and waits else None
-        if watch is not None:
-            watch.add_done_callback(lambda _: _abandon(future))
+        self._watch_deadline(item, loop)
+        watch = None
+        if client_gone is not None and waits and (expected > WATCH_AFTER_S or not self.cost.known):
+            watch = loop.create_task(client_gone())
+            watch.add_done_callback(lambda _: self._abandon(item))
         try:
-            return await future
+            return await item.future
         finally:
-            timer.cancel()
             if watch is not None and not watch.done():
                 watch.cancel()
 
+    def _watch_deadline(self, item: _Pending, loop: asyncio.AbstractEventLoop) -> None:
+        """Expire ``item`` at its deadline. Deadlines mostly grow in arrival order, so one
+        timer (for the oldest) serves every such request; an earlier one gets its own."""
+        if self._expiring and item.deadline < self._expiring[-1].deadline:
+            loop.call_later(item.deadline - item.enqueued, self._expire, item)
+            return
+        self._expiring.append(item)
+        if self._expiry_timer is None:
+            self._expiry_timer = loop.call_later(item.deadline - item.enqueued, self._sweep)
+
+    def _sweep(self) -> None:
+        """Expire every request past its deadline; arm the timer for the next one."""
+        self._expiry_timer = None
+        expiring, now = self._expiring, time.perf_counter()
+        while expiring and (expiring[0].future.done() or expiring[0].deadline <= now):
+            self._expire(expiring.popleft())
+        if expiring:
+            delay = expiring[0].deadline - now
+            self._expiry_timer = asyncio.get_running_loop().call_later(delay, self._sweep)
+
+    def _forget_finished(self) -> None:
+        expiring = self._expiring
+        while expiring and expiring[0].future.done():
+            expiring.popleft()
+
+    def _expire(self, item: _Pending) -> None:
+        if item.future.done():
+            return
+        self._leave_queue(item)
+        seconds = item.deadline - item.enqueued
+        item.future.set_exception(
+            UnavailableError(
+                f"no prediction within this request's deadline ({seconds * 1000:g} ms: its "
+                "timeout or the model's latency target); the model is busy, retry later",
+                retry_after=1,
+            )
+        )
+
+    def _abandon(self, item: _Pending) -> None:
+        if not item.future.done():
+            self._leave_queue(item)
+            item.future.set_exception(UnavailableError("the client disconnected"))
+
     def _leave_queue(self, item: _Pending) -> None:
-        """Free a caller's rows from the queue's count as soon as its future is done."""
         if item.queued:
             item.queued = False
             self._queued_rows -= item.rows
@@ -188,6 +236,8 @@ class Batcher:
                 await self._worker
         for task in list(self._batches):
             task.cancel()
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
         for item in self._pending:
             if not item.future.done():
                 item.future.set_exception(UnavailableError("the model was unloaded"))
@@ -214,6 +264,7 @@ class Batcher:
             if self._slots == 1:
                 await self._run(batch)
                 self._running -= 1
+                self._forget_finished()
                 await asyncio.sleep(0)  # let the loop read requests that arrived meanwhile
             else:
                 task = loop.create_task(self._run(batch))
@@ -223,6 +274,7 @@ class Batcher:
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         self._batches.discard(task)
         self._running -= 1
+        self._forget_finished()
         self._wakeup.set()
 
     def _hold_for(self, now: float) -> float:
@@ -303,22 +355,6 @@ class Batcher:
         seconds = time.perf_counter() - started
         self.cost.observe(rows, seconds)
         self.stats.add_batch(callers, rows, int(seconds * 1e9))
-
-
-def _expire(future: asyncio.Future[Outputs], seconds: float) -> None:
-    if not future.done():
-        future.set_exception(
-            UnavailableError(
-                f"no prediction within this request's deadline ({seconds * 1000:g} ms: its "
-                "timeout or the model's latency target); the model is busy, retry later",
-                retry_after=1,
-            )
-        )
-
-
-def _abandon(future: asyncio.Future[Outputs]) -> None:
-    if not future.done():
-        future.set_exception(UnavailableError("the client disconnected"))
 
 
 def _check_rows(results: Outputs, rows: int) -> None:

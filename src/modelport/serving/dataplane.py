@@ -35,11 +35,22 @@ class DataPlane:
         self._unloaded: set[str] = set()
         """Models unloaded explicitly (repository extension): not served until loaded."""
 
-    async def resolve(self, reference: Reference) -> VersionInfo:
-        generation = self.registry.generation
+    def resolved(self, reference: Reference) -> VersionInfo | None:
+        """The cached resolution of ``reference``, while still valid (no I/O)."""
         cached = self._resolved.get(reference)
-        if cached is not None and cached[0] == generation and time.monotonic() < cached[1]:
+        if (
+            cached is not None
+            and cached[0] == self.registry.generation
+            and time.monotonic() < cached[1]
+        ):
             return cached[2]
+        return None
+
+    async def resolve(self, reference: Reference) -> VersionInfo:
+        cached = self.resolved(reference)
+        if cached is not None:
+            return cached
+        generation = self.registry.generation
         version = await asyncio.to_thread(self.registry.resolve, reference)
         if len(self._resolved) > 10_000:
             self._resolved.clear()
@@ -51,6 +62,11 @@ class DataPlane:
     async def served(self, reference: Reference) -> ServedModel:
         if reference.name in self._unloaded:
             raise UnavailableError(self.unloaded_reason(reference.name))
+        version = self.resolved(reference)
+        if version is not None:  # the usual case, without awaiting anything
+            served = self.models.current(version)
+            if served is not None:
+                return served
         return await self.models.get(await self.resolve(reference))
 
     async def is_ready(self, reference: Reference) -> bool:
@@ -96,10 +112,13 @@ class DataPlane:
         signature = served.version.signature
         try:
             inputs = check_inputs(signature, request.inputs, served.finite_inputs_only)
-            names = check_requested_outputs(signature, request.outputs, served.default_outputs)
-            results = await served.batcher.submit(
-                inputs, frozenset(names), _timeout_parameter(request.parameters), client_gone
-            )
+            if request.outputs:
+                names = check_requested_outputs(signature, request.outputs, [])
+                wanted = frozenset(names)
+            else:
+                names, wanted = served.default_outputs, served.default_output_set
+            timeout = _timeout_parameter(request.parameters) if request.parameters else None
+            results = await served.batcher.submit(inputs, wanted, timeout, client_gone)
         except ModelPortError:
             served.stats.failed(time.perf_counter_ns() - started)
             raise

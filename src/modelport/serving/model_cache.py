@@ -57,6 +57,9 @@ class ServedModel:
     stats: ModelStatistics = field(default_factory=ModelStatistics)
     pool: WorkerPool | None = None
 
+    def __post_init__(self) -> None:
+        self.default_output_set = frozenset(self.default_outputs)
+
 
 @dataclass(frozen=True)
 class ServingDefaults:
@@ -137,13 +140,24 @@ class ModelCache:
     def find(self, name: str, version: int) -> ServedModel | None:
         return self._served.get((name, version))
 
+    def current(self, version: VersionInfo) -> ServedModel | None:
+        """The loaded model for exactly this resolution (the object the resolution cache
+        hands out), or None: then ``get`` decides whether to load."""
+        served = self._served.get((version.model, version.version))
+        if served is not None and served.version is version:
+            self._served.move_to_end((version.model, version.version))
+            return served
+        return None
+
     async def get(self, version: VersionInfo) -> ServedModel:
         key = (version.model, version.version)
         served = self._served.get(key)
-        if (
-            served is not None
-            and served.version.artifact_sha256 == version.artifact_sha256
-            and served.version.serving == version.serving
+        if served is not None and (
+            served.version is version  # the resolution cache hands out the same object
+            or (
+                served.version.artifact_sha256 == version.artifact_sha256
+                and served.version.serving == version.serving
+            )
         ):
             self._served.move_to_end(key)
             return served

@@ -11,7 +11,7 @@ import numpy as np
 from modelport.errors import InvalidInputError
 from modelport.runtimes.base import Tensors
 from modelport.serving.inference import Tensor
-from modelport.tensors.dtypes import NUMPY_DTYPES
+from modelport.tensors.dtypes import NUMPY_DTYPES, all_finite
 from modelport.types import Datatype, Signature, TensorSpec
 
 _NUMERIC_KINDS = "biuf"
@@ -43,6 +43,9 @@ def match_inputs(signature: Signature, tensors: list[Tensor]) -> list[tuple[Tens
 
 def check_inputs(signature: Signature, tensors: list[Tensor], finite_only: bool) -> Tensors:
     """The model's input arrays, converted to the signature's datatypes and shapes."""
+    specs = signature.inputs
+    if len(specs) == 1 and len(tensors) == 1:  # the common case, kept short
+        return {specs[0].name: _check_tensor(specs[0], tensors[0], finite_only)}
     inputs = {
         spec.name: _check_tensor(spec, tensor, finite_only)
         for spec, tensor in match_inputs(signature, tensors)
@@ -57,14 +60,15 @@ def check_inputs(signature: Signature, tensors: list[Tensor], finite_only: bool)
 
 def _check_tensor(spec: TensorSpec, tensor: Tensor, finite_only: bool) -> np.ndarray:
     data = _convert(spec, tensor)
-    if data.ndim != len(spec.shape) or any(
-        want not in (-1, got) for want, got in zip(spec.shape, data.shape, strict=False)
+    expected = spec.shape
+    if data.ndim != len(expected) or any(
+        want != got and want != -1 for want, got in zip(expected, data.shape, strict=True)
     ):
         raise InvalidInputError(
             f"input '{tensor.name}' has shape {shape_text(data.shape)} but the model expects "
             f"{shape_text(spec.shape)}" + _width_hint(spec, data)
         )
-    if finite_only and data.dtype.kind == "f" and not np.isfinite(data).all():
+    if finite_only and data.dtype.kind == "f" and not all_finite(data):
         raise InvalidInputError(f"input '{tensor.name}' contains NaN or infinite values")
     return data
 

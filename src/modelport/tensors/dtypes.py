@@ -33,3 +33,8 @@ def datatype_of(dtype: np.dtype) -> Datatype:
     if found is None:
         raise TypeError(f"numpy dtype {dtype} has no V2 datatype")
     return found
+
+
+def all_finite(array: np.ndarray) -> bool:
+    """No NaN and no infinity in a floating-point array."""
+    return bool(np.isfinite(array).all())

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelport.errors import InvalidInputError
+from modelport.tensors.dtypes import all_finite
 
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 
@@ -17,7 +18,7 @@ _OPTIONS = orjson.OPT_SERIALIZE_NUMPY
 def json_ready(array: np.ndarray) -> Any:
     """An array orjson can write: numeric arrays as they are, text as a list of str."""
     if array.dtype.kind in "biuf":
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
+        if array.dtype.kind == "f" and not all_finite(array):
             raise InvalidInputError(
                 "the model's output for this input is NaN or infinite, which JSON cannot "
                 "carry; check the input values (or ask for binary outputs on V2)"
