@@ -152,12 +152,15 @@ async def _send(
     body: bytes,
     headers: dict[str, str],
     media_type: str = "application/json",
+    encoded: tuple[tuple[bytes, bytes], ...] = (),
 ) -> None:
     raw_headers = [
         (b"content-type", media_type.encode()),
         (b"content-length", str(len(body)).encode()),
+        *encoded,
     ]
-    raw_headers.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
+    if headers:
+        raw_headers.extend((k.lower().encode(), v.encode()) for k, v in headers.items())
     await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -204,7 +207,9 @@ class FastPath:
             message = "internal server error; see the server log"
             await _send_error(send, scope["path"], ErrorCode.INTERNAL, message)
             return
-        await _send(send, reply.status, reply.body, reply.headers, reply.media_type)
+        await _send(
+            send, reply.status, reply.body, reply.headers, reply.media_type, reply.raw_headers
+        )
 
     async def _fall_through(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         """FastAPI's routes, with request bodies bounded (uploads have their own limit)."""

@@ -7,12 +7,14 @@ call these, so the two can never disagree.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from modelport.api.body import json_object
+from modelport.api.codec import rows_from_json
 from modelport.api.rest.encoding import dump_json, json_ready
 from modelport.api.state import Services
 from modelport.api.tabular import body_kind, tensors_from_body
@@ -36,6 +38,14 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     media_type: str = "application/json"
+    raw_headers: tuple[tuple[bytes, bytes], ...] = ()
+    """Headers already encoded (lower-case names), sent as they are."""
+
+
+@functools.lru_cache(maxsize=4096)
+def model_headers(name: str, version: int) -> tuple[tuple[bytes, bytes], ...]:
+    """``X-Model-Name`` and ``X-Model-Version``: which version answered."""
+    return ((b"x-model-name", name.encode()), (b"x-model-version", str(version).encode()))
 
 
 @dataclass(frozen=True)
@@ -64,19 +74,28 @@ async def handle_predict(
     """``{"features": [[...]]}`` → ``{"prediction": [...]}`` (the Flask tutorial's JSON);
     ``instances`` and MLflow's ``dataframe_split``/``dataframe_records``/``inputs`` bodies
     answer ``{"predictions": [...]}`` as KServe V1 and MLflow do."""
-    version = await services.dataplane.resolve(reference)
+    dataplane = services.dataplane
+    served = dataplane.served_now(reference)
+    if served is not None and served.row_input is not None and len(body) < OFF_LOOP_BYTES:
+        document = json_object(body, meta.content_type)
+        if len(document) == 1 and "features" in document:  # the tutorial's body
+            rows = rows_from_json(document["features"])
+            result = await dataplane.infer_rows(served, rows, meta.client_gone)
+            version = served.version
+            return Reply(
+                dump_json({"prediction": json_ready(result)}),
+                raw_headers=model_headers(version.model, version.version),
+            )
+    version = await dataplane.resolve(reference)
     document, kind, inputs = await off_loop_if_large(
         len(body), _decode_tabular, body, meta.content_type, version.signature
     )
     request = InferenceRequest(inputs=inputs, parameters=_params(document.get("params")))
-    response = await services.dataplane.infer(reference, request, meta.client_gone)
+    response = await dataplane.infer(reference, request, meta.client_gone)
     key = "prediction" if kind == "features" else "predictions"
     return Reply(
         dump_json({key: json_ready(response.outputs[0].data)}),
-        headers={
-            "X-Model-Name": response.model_name,
-            "X-Model-Version": str(response.model_version),
-        },
+        raw_headers=model_headers(response.model_name, response.model_version),
     )
 
 

@@ -11,13 +11,16 @@ import asyncio
 import math
 import time
 
+import numpy as np
+
 from modelport.errors import InvalidInputError, ModelPortError, UnavailableError
 from modelport.registry import Registry
 from modelport.registry.references import Reference
 from modelport.serving.batching import ClientGone
 from modelport.serving.inference import InferenceRequest, InferenceResponse, tensor_of
 from modelport.serving.model_cache import ModelCache, ServedModel
-from modelport.serving.validation import check_inputs, check_requested_outputs
+from modelport.serving.validation import check_inputs, check_requested_outputs, convert
+from modelport.tensors.dtypes import NUMPY_DTYPES, all_finite
 from modelport.types import VersionInfo
 
 
@@ -132,6 +135,39 @@ class DataPlane:
             outputs=[tensor_of(name, results[name]) for name in names],
             id=request.id,
         )
+
+    def served_now(self, reference: Reference) -> ServedModel | None:
+        """The loaded version ``reference`` names, when known without any I/O."""
+        version = self.resolved(reference)
+        if version is None or reference.name in self._unloaded:
+            return None
+        return self.models.current(version)
+
+    async def infer_rows(
+        self, served: ServedModel, rows: np.ndarray, client_gone: ClientGone | None = None
+    ) -> np.ndarray:
+        """The short path for a row matrix sent to a model with one ``[-1, n]`` numeric
+        input (``served.row_input``): the same checks as ``infer``, fewer steps. Returns
+        the model's default output."""
+        started = time.perf_counter_ns()
+        spec = served.row_input
+        assert spec is not None
+        try:
+            if rows.ndim != 2 or rows.shape[1] != spec.shape[1]:
+                # the general path words the error (shape, width hint)
+                check_inputs(served.version.signature, [tensor_of(spec.name, rows)], False)
+            if rows.dtype != (target := NUMPY_DTYPES[spec.datatype]):
+                rows = convert(spec, tensor_of(spec.name, rows))
+            if served.finite_inputs_only and target.kind == "f" and not all_finite(rows):
+                raise InvalidInputError(f"input '{spec.name}' contains NaN or infinite values")
+            results = await served.batcher.submit(
+                {spec.name: rows}, served.default_output_set, None, client_gone
+            )
+        except ModelPortError:
+            served.stats.failed(time.perf_counter_ns() - started)
+            raise
+        served.stats.succeeded(time.perf_counter_ns() - started, len(rows))
+        return results[served.default_outputs[0]]
 
     def record_output_encoding(self, response: InferenceResponse, ns: int) -> None:
         served = self.models.find(response.model_name, response.model_version)

@@ -27,7 +27,7 @@ from modelport.serving.predictors import (
 from modelport.serving.statistics import ModelStatistics
 from modelport.serving.workers.pool import WorkerPool, WorkerSpec
 from modelport.storage.artifacts import ArtifactStore
-from modelport.types import Signature, VersionInfo
+from modelport.types import Datatype, Signature, TensorSpec, VersionInfo
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ class ServedModel:
 
     def __post_init__(self) -> None:
         self.default_output_set = frozenset(self.default_outputs)
+        self.row_input = row_input_of(self.version.signature, self.default_outputs)
+        """The one numeric ``[-1, n]`` input of a model answering one default output, or
+        None: such models take the short path for row matrices (``DataPlane.infer_rows``)."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,16 @@ class CacheCounters:
         first = bisect.bisect_left(LOAD_SECONDS_BUCKETS, seconds)
         for index in range(first, len(LOAD_SECONDS_BUCKETS)):
             self.load_buckets[index] += 1
+
+
+def row_input_of(signature: Signature, default_outputs: list[str]) -> TensorSpec | None:
+    if len(signature.inputs) != 1 or len(default_outputs) != 1:
+        return None
+    spec = signature.inputs[0]
+    numeric = spec.datatype not in (Datatype.BYTES, Datatype.BF16, Datatype.FP16)
+    if numeric and len(spec.shape) == 2 and spec.shape[0] == -1 and spec.shape[1] > 0:
+        return spec
+    return None
 
 
 def _is_batchable(signature: Signature) -> bool:

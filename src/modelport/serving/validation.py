@@ -59,7 +59,7 @@ def check_inputs(signature: Signature, tensors: list[Tensor], finite_only: bool)
 
 
 def _check_tensor(spec: TensorSpec, tensor: Tensor, finite_only: bool) -> np.ndarray:
-    data = _convert(spec, tensor)
+    data = convert(spec, tensor)
     expected = spec.shape
     if data.ndim != len(expected) or any(
         want != got and want != -1 for want, got in zip(expected, data.shape, strict=True)
@@ -73,7 +73,8 @@ def _check_tensor(spec: TensorSpec, tensor: Tensor, finite_only: bool) -> np.nda
     return data
 
 
-def _convert(spec: TensorSpec, tensor: Tensor) -> np.ndarray:
+def convert(spec: TensorSpec, tensor: Tensor) -> np.ndarray:
+    """``tensor``'s data as the signature's datatype (exact widening only)."""
     data = tensor.data
     if spec.datatype is Datatype.BYTES:
         if data.dtype.kind not in "OSU":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from modelport.types import Datatype
@@ -35,6 +37,12 @@ def datatype_of(dtype: np.dtype) -> Datatype:
     return found
 
 
+SMALL = 32
+
+
 def all_finite(array: np.ndarray) -> bool:
-    """No NaN and no infinity in a floating-point array."""
+    """No NaN and no infinity in a floating-point array (small ones checked in Python,
+    which costs less than two numpy calls)."""
+    if array.size <= SMALL:
+        return all(map(math.isfinite, array.ravel().tolist()))
     return bool(np.isfinite(array).all())

@@ -40,7 +40,13 @@ def dump_json(content: Any) -> bytes:
 def reply_response(reply: Any) -> Response:
     """A Starlette response for a handler's ``Reply``."""
     return Response(
-        reply.body, status_code=reply.status, media_type=reply.media_type, headers=reply.headers
+        reply.body,
+        status_code=reply.status,
+        media_type=reply.media_type,
+        headers={
+            **reply.headers,
+            **{name.decode(): value.decode() for name, value in reply.raw_headers},
+        },
     )
 
 
