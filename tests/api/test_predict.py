@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import numpy as np
 import pytest
@@ -212,3 +214,31 @@ def test_predict_needs_a_valid_key(server: ServerProcess, predict_key: str) -> N
         assert wrong.post("/predict", json={"features": [ROW]}).status_code == 401
     with server.http(predict_key) as predictor:
         assert predictor.post("/predict", json={"features": [ROW]}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "features",
+    [
+        [[0.5] * 10, [1.5] * 10],
+        [[1] * 10],  # integers widen to the model's FP64
+        [[True] * 10],
+        [[0.5] * 9],
+        [[0.5] * 11],
+        [[0.5] * 10, [0.5] * 9],
+        [[[0.5] * 10]],
+        [0.5] * 10,
+        [["a"] * 10],
+        [],
+        [[]],
+        [[1e308] * 10],
+        "rows",
+    ],
+)
+def test_the_short_path_answers_like_the_general_one(admin: httpx.Client, features: Any) -> None:
+    """``{"features": ...}`` alone takes the short path; with ``params`` the general one."""
+    admin.post("/predict", json={"features": [[0.0] * 10]})  # resolution cached, model loaded
+    short = admin.post("/predict", json={"features": features})
+    general = admin.post("/predict", json={"features": features, "params": {}})
+    assert short.status_code == general.status_code, (short.text, general.text)
+    assert short.json() == general.json()
+    assert short.status_code in (200, 400)
