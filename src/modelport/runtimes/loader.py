@@ -27,9 +27,16 @@ def inspect_upload(
 
 
 def load_model(
-    path: Path, fmt: ArtifactFormat, signature: Signature, trusted: bool, allow_pickle: bool
+    path: Path,
+    fmt: ArtifactFormat,
+    signature: Signature,
+    trusted: bool,
+    allow_pickle: bool,
+    share_dir: Path | None = None,
 ) -> LoadedModel:
-    """Load a verified artifact with the runtime of its format."""
+    """Load a verified artifact with the runtime of its format. With ``share_dir``, a
+    scikit-learn model's large arrays become memory maps shared by every process that
+    loads the same artifact."""
     if fmt is ArtifactFormat.ONNX:
         from modelport.runtimes.onnx import OnnxModel
 
@@ -37,12 +44,26 @@ def load_model(
     from modelport.runtimes.sklearn import SklearnModel, load_estimator
 
     estimator = load_estimator(path, fmt, trusted, allow_pickle)
+    if share_dir is not None:
+        from modelport.runtimes.shared_arrays import share_arrays
+
+        share_arrays(estimator, share_dir)
     return SklearnModel(estimator, signature)
 
 
-def load_version(path: Path, version: VersionInfo, allow_pickle: bool) -> LoadedModel:
+def load_version(
+    path: Path, version: VersionInfo, allow_pickle: bool, shared_arrays: Path | None = None
+) -> LoadedModel:
+    """Load a version; ``shared_arrays`` is the folder of shared array files (the version's
+    own subfolder is used)."""
+    share_dir = shared_arrays / version.artifact_sha256 if shared_arrays is not None else None
     return load_model(
-        path, ArtifactFormat(version.format), version.signature, version.trusted, allow_pickle
+        path,
+        ArtifactFormat(version.format),
+        version.signature,
+        version.trusted,
+        allow_pickle,
+        share_dir,
     )
 
 

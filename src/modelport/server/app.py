@@ -45,7 +45,12 @@ def build_services(settings: Settings) -> tuple[Services, object]:
     limits = QueueLimits(settings.max_queue_rows, settings.request_timeout_s)
     pinned = frozenset({settings.default_model.partition("@")[0]} if settings.default_model else ())
     memory_limit = int(settings.model_memory_limit) if settings.model_memory_limit else None
-    defaults = ServingDefaults(settings.max_batch_size, settings.model_workers)
+    defaults = ServingDefaults(
+        settings.max_batch_size,
+        settings.model_workers,
+        server_processes=settings.workers,
+        shared_arrays=artifacts.shared_arrays_dir,
+    )
     cache = ModelCache(artifacts, settings.allow_pickle, defaults, limits, memory_limit, pinned)
     # With several server processes, another one may change the registry.
     dataplane = DataPlane(registry, cache, RESOLVE_TTL_S if settings.workers > 1 else None)

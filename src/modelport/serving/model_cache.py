@@ -14,6 +14,7 @@ import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from modelport.runtimes.base import LoadedModel
 from modelport.runtimes.loader import load_version, synthetic_inputs
@@ -70,6 +71,9 @@ class ServingDefaults:
 
     max_batch_size: int = 256
     workers: int | None = None  # None: chosen per model from its predict time
+    server_processes: int = 1
+    shared_arrays: Path | None = None
+    """Where models' large arrays are kept as files that several processes map."""
 
 
 @dataclass
@@ -229,17 +233,22 @@ class ModelCache:
 
     async def _load(self, version: VersionInfo) -> ServedModel:
         started = time.perf_counter()
+        defaults = self._defaults
+        share = defaults.shared_arrays if defaults.server_processes > 1 else None
         path = await asyncio.to_thread(self._artifacts.verified_path, version.artifact_sha256)
-        model = await asyncio.to_thread(load_version, path, version, self._allow_pickle)
+        model = await asyncio.to_thread(load_version, path, version, self._allow_pickle, share)
         predict_seconds = await asyncio.to_thread(self._warm_up, model, version)
         config = version.serving
         cpus = usable_cpus()
-        workers = config.workers if config.workers is not None else self._defaults.workers
+        workers = config.workers if config.workers is not None else defaults.workers
         if workers is None:
             workers = default_workers(predict_seconds, cpus)
         pool = None
         if workers > 0:
-            spec = WorkerSpec(path, version, self._allow_pickle, threads=max(1, cpus // workers))
+            if workers > 1:
+                share = defaults.shared_arrays
+            threads = max(1, cpus // workers)
+            spec = WorkerSpec(path, version, self._allow_pickle, threads, share)
             pool = WorkerPool(spec, workers)
             try:
                 await pool.start()

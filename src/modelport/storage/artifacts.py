@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -94,6 +95,8 @@ class ArtifactStore:
         self.root = root
         self.blobs_dir = root / "blobs"
         self.tmp_dir = root / "tmp"
+        self.shared_arrays_dir = root / "shared-arrays"
+        """Derived from blobs: large model arrays as files server processes map together."""
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temp_files()
@@ -164,8 +167,9 @@ class ArtifactStore:
                 yield chunk
 
     def delete_unreferenced(self, sha256: str) -> None:
-        """Remove a blob that no version references any more."""
+        """Remove a blob that no version references any more (and what derives from it)."""
         self.blob_path(sha256).unlink(missing_ok=True)
+        shutil.rmtree(self.shared_arrays_dir / sha256, ignore_errors=True)
 
 
 class _CommittingWriter(BlobWriter):

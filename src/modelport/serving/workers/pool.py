@@ -41,6 +41,7 @@ class WorkerSpec:
     version: VersionInfo
     allow_pickle: bool
     threads: int = 1
+    shared_arrays: Path | None = None
 
     @property
     def label(self) -> str:
@@ -77,6 +78,7 @@ class Worker:
             "version": self._spec.version.model_dump(mode="json"),
             "allow_pickle": self._spec.allow_pickle,
             "threads": self._spec.threads,
+            "shared_arrays": str(self._spec.shared_arrays or ""),
         }
         self._writer.writelines(message(spec))
         try:
