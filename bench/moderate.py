@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from envs import BENCH_DIR
-from report import Row, Run, machine, noise_note, rss_lines, systems_lines, table
+from report import Row, Run, noise_note, preamble, rss_lines, systems_lines, table
 
 FLOOR_BATCHES = (1, 32, 128)
 FLOOR_SECONDS = 2.0
@@ -149,17 +149,11 @@ def summary(rows: list[Row], floor: dict[str, Any]) -> list[str]:
 def write(path: Path, run: Run, rows: list[Row], floor: dict[str, Any]) -> None:
     """Write RESULTS-moderate.md."""
     out = [
-        "# ModelPort benchmark: a moderate model",
-        "",
-        f"Produced by `{run.command}` on {run.date} in {run.elapsed_s / 60:.1f} minutes "
-        "(environment creation included). The demo scenario is in [RESULTS.md](RESULTS.md).",
-        "",
-        "## Machine",
-        "",
-        *(f"- {k}: {v}" for k, v in machine().items()),
-        "",
-        "## Method",
-        "",
+        *preamble(
+            "ModelPort benchmark: a moderate model",
+            f"Produced by `{run.command}` on {run.date} in {run.elapsed_s / 60:.1f} minutes "
+            "(environment creation included). The demo scenario is in [RESULTS.md](RESULTS.md).",
+        ),
         "The model: `HistGradientBoostingClassifier(max_iter=200, early_stopping=False, "
         "random_state=42)` on `make_classification(n_samples=10000, n_features=30, "
         "n_informative=15, random_state=42)` (80/20 split, seed 42), trained in each "

@@ -33,7 +33,7 @@ from typing import Any
 from envs import BENCH_DIR, package_versions
 from loadgen import Measurement, measure, write_script
 from memory import MIB, RssSampler
-from report import Run, machine, noise_note
+from report import Run, finish, noise_note, preamble
 from servers import (
     ServerError,
     get_text,
@@ -427,17 +427,11 @@ def write(
         lambda r: f"concurrency {r.concurrency}",
     )
     out = [
-        "# ModelPort benchmark: many models, a memory budget",
-        "",
-        f"Produced by `{run.command}` on {run.date} in {notes.get('elapsed_s', 0) / 60:.1f} "
-        "minutes. The demo scenario is in [RESULTS.md](RESULTS.md).",
-        "",
-        "## Machine",
-        "",
-        *(f"- {k}: {v}" for k, v in machine().items()),
-        "",
-        "## Method",
-        "",
+        *preamble(
+            "ModelPort benchmark: many models, a memory budget",
+            f"Produced by `{run.command}` on {run.date} in {notes.get('elapsed_s', 0) / 60:.1f} "
+            "minutes. The demo scenario is in [RESULTS.md](RESULTS.md).",
+        ),
         f"{args.models} distinct LinearRegressions (`make_regression(n_samples=200, "
         "n_features=10, noise=10.0, random_state=N)`, `peers/train_many.py`) pushed as skops "
         f"through `POST /api/v1/models/mNNN/versions`, {args.push_threads} uploads at a time. "
@@ -467,11 +461,5 @@ def write(
         f"({notes.get('push_rate', 0):.0f} models/s). At the end "
         f"{notes.get('loaded_end', '-')} versions were loaded, counting for "
         f"{notes.get('memory_used_end', '-')} bytes against the budget.",
-        "",
-        "## Software",
-        "",
-        f"- ModelPort's environment: {versions}",
     ]
-    if failure:
-        out += ["", "## Failure", "", f"- {failure}"]
-    path.write_text("\n".join(out) + "\n")
+    finish(path, out, versions, failure)

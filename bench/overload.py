@@ -30,7 +30,7 @@ from typing import Any
 from envs import BENCH_DIR, package_versions
 from loadgen import Measurement, measure, write_script
 from memory import MIB, RssSampler
-from report import Run, machine
+from report import Run, finish, preamble
 from servers import ServerError, running, upload_skops, verify, wait_model_ready
 from systems import (
     HOST,
@@ -317,17 +317,11 @@ def write(
     versions = ", ".join(f"{k} {v}" for k, v in notes.get("versions", {}).items())
     capped = notes.get("wanted_connections", 0) > notes.get("connections", 0)
     out = [
-        "# ModelPort benchmark: overload",
-        "",
-        f"Produced by `{run.command}` on {run.date} in {notes.get('elapsed_s', 0) / 60:.1f} "
-        "minutes. The demo scenario is in [RESULTS.md](RESULTS.md).",
-        "",
-        "## Machine",
-        "",
-        *(f"- {k}: {v}" for k, v in machine().items()),
-        "",
-        "## Method",
-        "",
+        *preamble(
+            "ModelPort benchmark: overload",
+            f"Produced by `{run.command}` on {run.date} in {notes.get('elapsed_s', 0) / 60:.1f} "
+            "minutes. The demo scenario is in [RESULTS.md](RESULTS.md).",
+        ),
         "ModelPort serves the moderate scenario's HistGradientBoostingClassifier (200 "
         "iterations, 30 features; pushed as skops) on `/models/moderate-hgb/predict`, "
         f"started with `MODELPORT_REQUEST_TIMEOUT_S={args.overload_timeout:g}`, pinned to "
@@ -355,11 +349,5 @@ def write(
         "## Targets",
         "",
         *verdicts(args, notes),
-        "",
-        "## Software",
-        "",
-        f"- ModelPort's environment: {versions}",
     ]
-    if failure:
-        out += ["", "## Failure", "", f"- {failure}"]
-    path.write_text("\n".join(out) + "\n")
+    finish(path, out, versions, failure)

@@ -56,6 +56,31 @@ class Run:
     rss: dict[str, tuple[int, int]] = field(default_factory=dict)  # system: (ready, peak) bytes
 
 
+def finish(path: Path, out: list[str], versions: str, failure: str | None) -> None:
+    """Close a ModelPort-only results file (its software and any failure) and write it."""
+    out += ["", "## Software", "", f"- ModelPort's environment: {versions}"]
+    if failure:
+        out += ["", "## Failure", "", f"- {failure}"]
+    path.write_text("\n".join(out) + "\n")
+
+
+def preamble(title: str, produced: str) -> list[str]:
+    """A results file's opening: its title, how it was produced, the machine, and the
+    heading of the method section that follows."""
+    return [
+        f"# {title}",
+        "",
+        produced,
+        "",
+        "## Machine",
+        "",
+        *(f"- {k}: {v}" for k, v in machine().items()),
+        "",
+        "## Method",
+        "",
+    ]
+
+
 def machine() -> dict[str, str]:
     """nproc, CPU model, kernel, memory and the runner's python."""
     cpu = "?"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from report import machine
 from report import noise_note as shared_noise_note
+from report import preamble
 from tensors import MODELS, TARGET_FACTOR, TOLERANCE, TensorRow
 
 DESCRIPTIONS = {
@@ -139,18 +139,12 @@ def write(path: Path, run: Any, rows: list[TensorRow], notes: dict[str, Any]) ->
     """Write RESULTS-tensors.md; `run` is the demo scenario's report.Run (command, cores...)."""
     client = ", ".join(f"{k} {v}" for k, v in notes.get("client", {}).items())
     out = [
-        "# ModelPort tensor benchmark results: V2 REST JSON, REST binary and gRPC",
-        "",
-        f"Produced by `{run.command}` on {run.date}; this scenario took "
-        f"{notes.get('elapsed_s', 0.0) / 60:.1f} minutes (environment creation included). "
-        "The one-row demo scenario is in [RESULTS.md](RESULTS.md).",
-        "",
-        "## Machine",
-        "",
-        *[f"- {k}: {v}" for k, v in machine().items()],
-        "",
-        "## Method",
-        "",
+        *preamble(
+            "ModelPort tensor benchmark results: V2 REST JSON, REST binary and gRPC",
+            f"Produced by `{run.command}` on {run.date}; this scenario took "
+            f"{notes.get('elapsed_s', 0.0) / 60:.1f} minutes (environment creation included). "
+            "The one-row demo scenario is in [RESULTS.md](RESULTS.md).",
+        ),
         "Two LinearRegressions, trained the same way in every environment "
         "(`make_regression(n_samples=5000, n_features=F, noise=10.0, random_state=42)`, 80/20 "
         "split, seed 42; see `peers/train_tensors.py`): `wide-1024` (F = 1024) is asked about "
