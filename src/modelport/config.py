@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     )
     key_rate_limit: float | None = Field(
         default=None,
-        gt=0,
+        ge=0.01,
         description="requests per second per API key unless the key sets its own "
         "(default: unlimited)",
     )

@@ -103,6 +103,7 @@ class ServingConfig(BaseModel):
     )
     max_batch_delay_ms: float = Field(
         default=0.0,
+        allow_inf_nan=False,
         ge=0,
         le=1_000,
         description="longest the first queued request may wait for others to join its batch; "
@@ -110,6 +111,7 @@ class ServingConfig(BaseModel):
     )
     latency_target_ms: float | None = Field(
         default=None,
+        allow_inf_nan=False,
         gt=0,
         le=600_000,
         description="requests that cannot be answered within this are refused at once (503)",

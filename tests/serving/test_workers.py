@@ -168,6 +168,8 @@ def test_serving_configuration_is_validated_and_applied(workers_server: ServerPr
             {"latency_target_ms": 0},
             {"batch": 4},
             {"workers": "two"},
+            {"max_batch_delay_ms": "NaN"},
+            {"latency_target_ms": "Infinity"},
         ):
             response = admin.put(url, json=bad)
             assert response.status_code == 400, (bad, response.text)

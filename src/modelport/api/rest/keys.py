@@ -24,7 +24,7 @@ class KeyCreate(BaseModel):
     role: Role
     rate_limit: float | None = Field(
         default=None,
-        gt=0,
+        ge=0.01,
         le=1_000_000,
         strict=True,
         description="requests per second (default: the server's)",
