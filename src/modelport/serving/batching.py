@@ -135,25 +135,7 @@ class Batcher:
         now = time.perf_counter()
         if self.policy.max_batch_delay_s:
             self.arrivals.arrived(rows, now)
-        if self._queued_rows and self._queued_rows + rows > self._limits.max_queue_rows:
-            self.shed += 1
-            raise UnavailableError(
-                f"the model is overloaded ({self._queued_rows} rows already queued); retry shortly",
-                retry_after=1,
-            )
-        seconds = timeout if timeout is not None else self._limits.timeout_s
-        target = self.policy.latency_target_s
-        if target is not None and target < seconds:
-            seconds = target
-        expected = self._expected_wait(rows, now)
-        if expected > seconds:
-            self.shed += 1
-            raise UnavailableError(
-                f"the model cannot answer within this request's deadline ({seconds * 1000:g} "
-                f"ms: its timeout or the model's latency target); about "
-                f"{expected * 1000:.0f} ms of work is ahead of it; retry shortly",
-                retry_after=max(1, math.ceil(expected - seconds)),
-            )
+        seconds, expected = self.admit(rows, timeout, now)
         item = _Pending(inputs, rows, outputs, loop.create_future(), now, now + seconds)
         waits = self.busy
         self._pending.append(item)
@@ -169,6 +151,33 @@ class Batcher:
         finally:
             if watch is not None and not watch.done():
                 watch.cancel()
+
+    def admit(
+        self, rows: int, timeout: float | None = None, now: float | None = None
+    ) -> tuple[float, float]:
+        """Refuse (503 with Retry-After) a request of ``rows`` rows that the queue has no
+        room for or that could not be answered before its deadline; else its deadline in
+        seconds and its expected wait. Cheap enough to ask before decoding a body."""
+        if self._queued_rows and self._queued_rows + rows > self._limits.max_queue_rows:
+            self.shed += 1
+            raise UnavailableError(
+                f"the model is overloaded ({self._queued_rows} rows already queued); retry shortly",
+                retry_after=1,
+            )
+        seconds = timeout if timeout is not None else self._limits.timeout_s
+        target = self.policy.latency_target_s
+        if target is not None and target < seconds:
+            seconds = target
+        expected = self._expected_wait(rows, time.perf_counter() if now is None else now)
+        if expected > seconds:
+            self.shed += 1
+            raise UnavailableError(
+                f"the model cannot answer within this request's deadline ({seconds * 1000:g} "
+                f"ms: its timeout or the model's latency target); about "
+                f"{expected * 1000:.0f} ms of work is ahead of it; retry shortly",
+                retry_after=max(1, math.ceil(expected - seconds)),
+            )
+        return seconds, expected
 
     def _watch_deadline(self, item: _Pending, loop: asyncio.AbstractEventLoop) -> None:
         """Expire ``item`` at its deadline. Deadlines mostly grow in arrival order, so one

@@ -143,6 +143,15 @@ class DataPlane:
             return None
         return self.models.current(version)
 
+    def admit_rows(self, served: ServedModel) -> None:
+        """Refuse at once, before its body is decoded, a request the version's queue could
+        not take even with one row (the same answer ``infer_rows`` would give later)."""
+        try:
+            served.batcher.admit(1)
+        except ModelPortError:
+            served.stats.failed(0)
+            raise
+
     async def infer_rows(
         self, served: ServedModel, rows: np.ndarray, client_gone: ClientGone | None = None
     ) -> np.ndarray:
