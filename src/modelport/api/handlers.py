@@ -77,12 +77,13 @@ async def handle_predict(
     dataplane = services.dataplane
     served = dataplane.served_now(reference)
     if served is not None and served.row_input is not None and len(body) < OFF_LOOP_BYTES:
+        admission = None
         if b'"params"' not in body:  # no per-request timeout: the server's default applies
-            dataplane.admit_rows(served)  # overloaded: say so before decoding anything
+            admission = dataplane.admit_row(served)  # overloaded: say so before decoding
         document = json_object(body, meta.content_type)
         if len(document) == 1 and "features" in document:  # the tutorial's body
             rows = rows_from_json(document["features"])
-            result = await dataplane.infer_rows(served, rows, meta.client_gone)
+            result = await dataplane.infer_rows(served, rows, meta.client_gone, admission)
             version = served.version
             return Reply(
                 dump_json({"prediction": json_ready(result)}),

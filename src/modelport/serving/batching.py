@@ -20,7 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -38,6 +38,13 @@ ClientGone = Callable[[], Coroutine[Any, Any, None]]
 WATCH_AFTER_S = 0.05
 """Callers expected to wait longer than this are watched for disconnecting (a task each;
 shorter waits are not worth it)."""
+
+
+class Admission(NamedTuple):
+    """A request the queue takes: its deadline (seconds from now) and expected wait."""
+
+    seconds: float
+    expected: float
 
 
 @dataclass(frozen=True)
@@ -120,8 +127,10 @@ class Batcher:
         outputs: frozenset[str],
         timeout: float | None = None,
         client_gone: ClientGone | None = None,
+        admission: Admission | None = None,
     ) -> Outputs:
         """Queue one caller's inputs; returns its outputs (its own rows only).
+        ``admission`` is what ``admit`` said of this very request, when asked already.
 
         Refused at once (503 with Retry-After) when the queue is full or the request could
         not be answered before its deadline. A caller still waiting at its deadline gets a
@@ -135,7 +144,7 @@ class Batcher:
         now = time.perf_counter()
         if self.policy.max_batch_delay_s:
             self.arrivals.arrived(rows, now)
-        seconds, expected = self.admit(rows, timeout, now)
+        seconds, expected = admission or self.admit(rows, timeout, now)
         item = _Pending(inputs, rows, outputs, loop.create_future(), now, now + seconds)
         waits = self.busy
         self._pending.append(item)
@@ -152,9 +161,7 @@ class Batcher:
             if watch is not None and not watch.done():
                 watch.cancel()
 
-    def admit(
-        self, rows: int, timeout: float | None = None, now: float | None = None
-    ) -> tuple[float, float]:
+    def admit(self, rows: int, timeout: float | None = None, now: float | None = None) -> Admission:
         """Refuse (503 with Retry-After) a request of ``rows`` rows that the queue has no
         room for or that could not be answered before its deadline; else its deadline in
         seconds and its expected wait. Cheap enough to ask before decoding a body."""
@@ -177,7 +184,7 @@ class Batcher:
                 f"{expected * 1000:.0f} ms of work is ahead of it; retry shortly",
                 retry_after=max(1, math.ceil(expected - seconds)),
             )
-        return seconds, expected
+        return Admission(seconds, expected)
 
     def _watch_deadline(self, item: _Pending, loop: asyncio.AbstractEventLoop) -> None:
         """Expire ``item`` at its deadline. Deadlines mostly grow in arrival order, so one

@@ -16,11 +16,10 @@ import numpy as np
 from modelport.errors import InvalidInputError, ModelPortError, UnavailableError
 from modelport.registry import Registry
 from modelport.registry.references import Reference
-from modelport.serving.batching import ClientGone
+from modelport.serving.batching import Admission, ClientGone
 from modelport.serving.inference import InferenceRequest, InferenceResponse, tensor_of
 from modelport.serving.model_cache import ModelCache, ServedModel
-from modelport.serving.validation import check_inputs, check_requested_outputs, convert
-from modelport.tensors.dtypes import NUMPY_DTYPES, all_finite
+from modelport.serving.validation import check_inputs, check_requested_outputs, check_tensor
 from modelport.types import VersionInfo
 
 
@@ -65,11 +64,9 @@ class DataPlane:
     async def served(self, reference: Reference) -> ServedModel:
         if reference.name in self._unloaded:
             raise UnavailableError(self.unloaded_reason(reference.name))
-        version = self.resolved(reference)
-        if version is not None:  # the usual case, without awaiting anything
-            served = self.models.current(version)
-            if served is not None:
-                return served
+        served = self.served_now(reference)  # the usual case, without awaiting anything
+        if served is not None:
+            return served
         return await self.models.get(await self.resolve(reference))
 
     async def is_ready(self, reference: Reference) -> bool:
@@ -143,17 +140,22 @@ class DataPlane:
             return None
         return self.models.current(version)
 
-    def admit_rows(self, served: ServedModel) -> None:
+    def admit_row(self, served: ServedModel) -> Admission:
         """Refuse at once, before its body is decoded, a request the version's queue could
-        not take even with one row (the same answer ``infer_rows`` would give later)."""
+        not take even with one row (the same answer ``infer_rows`` would give later); a
+        one-row request then need not be asked again."""
         try:
-            served.batcher.admit(1)
+            return served.batcher.admit(1)
         except ModelPortError:
             served.stats.failed(0)
             raise
 
     async def infer_rows(
-        self, served: ServedModel, rows: np.ndarray, client_gone: ClientGone | None = None
+        self,
+        served: ServedModel,
+        rows: np.ndarray,
+        client_gone: ClientGone | None = None,
+        one_row_admission: Admission | None = None,
     ) -> np.ndarray:
         """The short path for a row matrix sent to a model with one ``[-1, n]`` numeric
         input (``served.row_input``): the same checks as ``infer``, fewer steps. Returns
@@ -162,15 +164,10 @@ class DataPlane:
         spec = served.row_input
         assert spec is not None
         try:
-            if rows.ndim != 2 or rows.shape[1] != spec.shape[1]:
-                # the general path words the error (shape, width hint)
-                check_inputs(served.version.signature, [tensor_of(spec.name, rows)], False)
-            if rows.dtype != (target := NUMPY_DTYPES[spec.datatype]):
-                rows = convert(spec, tensor_of(spec.name, rows))
-            if served.finite_inputs_only and target.kind == "f" and not all_finite(rows):
-                raise InvalidInputError(f"input '{spec.name}' contains NaN or infinite values")
+            rows = check_tensor(spec, tensor_of(spec.name, rows), served.finite_inputs_only)
+            admission = one_row_admission if len(rows) == 1 else None
             results = await served.batcher.submit(
-                {spec.name: rows}, served.default_output_set, None, client_gone
+                {spec.name: rows}, served.default_output_set, None, client_gone, admission
             )
         except ModelPortError:
             served.stats.failed(time.perf_counter_ns() - started)

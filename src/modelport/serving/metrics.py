@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
-    HistogramMetricFamily,
     Metric,
     SummaryMetricFamily,
 )
 from prometheus_client.registry import Collector
 
-from modelport.serving.model_cache import LOAD_SECONDS_BUCKETS, ModelCache
+from modelport.serving.model_cache import ModelCache
 
 LABELS = ["model", "version"]
 
@@ -40,16 +39,7 @@ class DataPlaneCollector(Collector):
             "Versions unloaded to stay within the memory budget",
             value=counters.evictions,
         )
-        buckets = [
-            (f"{bound:g}", count)
-            for bound, count in zip(LOAD_SECONDS_BUCKETS, counters.load_buckets, strict=True)
-        ]
-        yield HistogramMetricFamily(
-            "modelport_model_load_seconds",
-            "Time to load a version: artifact check, load, warm-up, workers started",
-            buckets=[*buckets, ("+Inf", counters.loads)],
-            sum_value=counters.load_seconds,
-        )
+        yield from counters.load_time.collect()
         yield GaugeMetricFamily(
             "modelport_models_loaded", "Versions in memory", value=len(cache.loaded())
         )

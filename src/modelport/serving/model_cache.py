@@ -8,13 +8,14 @@ Loading a version means: verify and load its artifact, run a synthetic warm-up r
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 import os
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prometheus_client import Histogram
 
 from modelport.runtimes.base import LoadedModel
 from modelport.runtimes.loader import load_version, synthetic_inputs
@@ -53,8 +54,6 @@ class ServedModel:
     default_outputs: list[str]
     load_seconds: float
     predict_seconds: float | None
-    workers: int
-    footprint: int
     stats: ModelStatistics = field(default_factory=ModelStatistics)
     pool: WorkerPool | None = None
 
@@ -63,6 +62,17 @@ class ServedModel:
         self.row_input = row_input_of(self.version.signature, self.default_outputs)
         """The one numeric ``[-1, n]`` input of a model answering one default output, or
         None: such models take the short path for row matrices (``DataPlane.infer_rows``)."""
+
+    @property
+    def workers(self) -> int:
+        """Predict processes (0: predict runs in the server process)."""
+        return self.pool.count if self.pool is not None else 0
+
+    @property
+    def footprint(self) -> int:
+        """What the version counts for against the memory budget: one artifact's size per
+        copy in memory."""
+        return self.version.artifact_size * max(1, self.workers)
 
 
 @dataclass(frozen=True)
@@ -80,15 +90,18 @@ class ServingDefaults:
 class CacheCounters:
     loads: int = 0
     evictions: int = 0
-    load_seconds: float = 0.0
-    load_buckets: list[int] = field(default_factory=lambda: [0] * len(LOAD_SECONDS_BUCKETS))
+    load_time: Histogram = field(
+        default_factory=lambda: Histogram(
+            "modelport_model_load_seconds",
+            "Time to load a version: artifact check, load, warm-up, workers started",
+            buckets=LOAD_SECONDS_BUCKETS,
+            registry=None,
+        )
+    )
 
     def loaded(self, seconds: float) -> None:
         self.loads += 1
-        self.load_seconds += seconds
-        first = bisect.bisect_left(LOAD_SECONDS_BUCKETS, seconds)
-        for index in range(first, len(LOAD_SECONDS_BUCKETS)):
-            self.load_buckets[index] += 1
+        self.load_time.observe(seconds)
 
 
 def row_input_of(signature: Signature, default_outputs: list[str]) -> TensorSpec | None:
@@ -281,8 +294,6 @@ class ModelCache:
             default_outputs=list(model.default_outputs),
             load_seconds=load_seconds,
             predict_seconds=predict_seconds,
-            workers=workers,
-            footprint=version.artifact_size * max(1, workers),
             pool=pool,
         )
 

@@ -45,9 +45,9 @@ def check_inputs(signature: Signature, tensors: list[Tensor], finite_only: bool)
     """The model's input arrays, converted to the signature's datatypes and shapes."""
     specs = signature.inputs
     if len(specs) == 1 and len(tensors) == 1:  # the common case, kept short
-        return {specs[0].name: _check_tensor(specs[0], tensors[0], finite_only)}
+        return {specs[0].name: check_tensor(specs[0], tensors[0], finite_only)}
     inputs = {
-        spec.name: _check_tensor(spec, tensor, finite_only)
+        spec.name: check_tensor(spec, tensor, finite_only)
         for spec, tensor in match_inputs(signature, tensors)
     }
     batched = [spec.name for spec in signature.inputs if spec.shape and spec.shape[0] == -1]
@@ -58,8 +58,9 @@ def check_inputs(signature: Signature, tensors: list[Tensor], finite_only: bool)
     return inputs
 
 
-def _check_tensor(spec: TensorSpec, tensor: Tensor, finite_only: bool) -> np.ndarray:
-    data = convert(spec, tensor)
+def check_tensor(spec: TensorSpec, tensor: Tensor, finite_only: bool) -> np.ndarray:
+    """``tensor``'s data as ``spec`` wants it (datatype, shape, finite values)."""
+    data = _convert(spec, tensor)
     expected = spec.shape
     if data.ndim != len(expected) or any(
         want != got and want != -1 for want, got in zip(expected, data.shape, strict=True)
@@ -73,7 +74,7 @@ def _check_tensor(spec: TensorSpec, tensor: Tensor, finite_only: bool) -> np.nda
     return data
 
 
-def convert(spec: TensorSpec, tensor: Tensor) -> np.ndarray:
+def _convert(spec: TensorSpec, tensor: Tensor) -> np.ndarray:
     """``tensor``'s data as the signature's datatype (exact widening only)."""
     data = tensor.data
     if spec.datatype is Datatype.BYTES:
