@@ -3,6 +3,7 @@ and fails on any route without one. Keys come as ``Authorization: Bearer <key>``
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import Depends
@@ -31,12 +32,37 @@ class ScopeCheck:
 
 async def authorize(services: Services, authorization: str | None, scope: Scope) -> Principal:
     """The caller behind an ``Authorization`` header, if its role grants ``scope``."""
+    principal = authorize_now(services, authorization, scope)
+    if principal is not None:
+        return principal
+    principal = await _look_up(services, bearer_key(authorization))
+    return _allowed(services, principal, scope)
+
+
+async def _look_up(services: Services, key: str) -> Principal:
+    """The key's principal from the database; when its cache entry expires under load,
+    the requests that miss it together share one lookup instead of one thread each."""
+    lookups = services.key_lookups
+    shared = lookups.get(key)
+    if shared is None:
+        shared = asyncio.ensure_future(run_in_threadpool(services.keys.verify, key))
+        shared.add_done_callback(lambda _: lookups.pop(key, None))
+        lookups[key] = shared
+    return await asyncio.shield(shared)
+
+
+def authorize_now(services: Services, authorization: str | None, scope: Scope) -> Principal | None:
+    """``authorize`` without I/O: None when the key is not in the cache (nothing is
+    checked or counted then; ``authorize`` looks it up)."""
     if services.settings.no_auth:
         return ANONYMOUS_ADMIN
-    key = bearer_key(authorization)
-    hit, principal = services.keys.cached(key)
+    hit, principal = services.keys.cached(bearer_key(authorization))
     if not hit:
-        principal = await run_in_threadpool(services.keys.verify, key)
+        return None
+    return _allowed(services, principal, scope)
+
+
+def _allowed(services: Services, principal: Principal | None, scope: Scope) -> Principal:
     if principal is None:
         raise UnauthenticatedError("the API key is not valid or was revoked")
     if not role_allows(principal.role, scope):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from modelport.api.auth import authorize
+from modelport.api.auth import authorize, authorize_now
 from modelport.api.body import too_large_message
 from modelport.api.errors import error_body
 from modelport.api.handlers import (
@@ -24,11 +24,13 @@ from modelport.api.handlers import (
     default_reference,
     handle_infer,
     handle_predict,
+    start_predict,
 )
 from modelport.api.state import Services
 from modelport.errors import ErrorCode, InvalidInputError, ModelPortError, TooLargeError
 from modelport.registry.references import Reference, parse_reference, parse_version_selector
 from modelport.serving.batching import ClientGone
+from modelport.serving.dataplane import RowsCall
 from modelport.types import Scope
 
 log = logging.getLogger(__name__)
@@ -100,7 +102,7 @@ _MATCHED: dict[str, tuple[HotRoute, list[str]]] = {}
 """Recent hot paths and their route (bounded: paths come from clients)."""
 
 
-def _match(path: str) -> tuple[HotRoute, list[str]] | None:
+def match_hot_route(path: str) -> tuple[HotRoute, list[str]] | None:
     matched = _MATCHED.get(path)
     if matched is None:
         matched = _match_route(path)
@@ -172,6 +174,17 @@ async def _send_error(
     await _send(send, status, body, headers)
 
 
+def failure_reply(path: str, exc: Exception) -> Reply:
+    """The reply to a hot route that raised ``exc``: its error JSON, or a 500 (logged)."""
+    if isinstance(exc, ModelPortError):
+        status, body, headers = error_body(path, exc.code, exc.message, exc.retry_after)
+    else:
+        log.error("unexpected error on POST %s", path, exc_info=exc)
+        message = "internal server error; see the server log"
+        status, body, headers = error_body(path, ErrorCode.INTERNAL, message)
+    return Reply(body, status, headers)
+
+
 def _disconnect_of(receive: Any) -> ClientGone:
     async def client_gone() -> None:
         while (await receive())["type"] != "http.disconnect":
@@ -190,7 +203,7 @@ class FastPath:
         if scope["type"] != "http" or scope["method"] != "POST":
             await self._fall_through(scope, receive, send)
             return
-        matched = _match(scope["path"])
+        matched = match_hot_route(scope["path"])
         if matched is None:
             await self._fall_through(scope, receive, send)
             return
@@ -199,14 +212,8 @@ class FastPath:
             reply = await self._handle(scope, receive, route, params)
         except _ClientGone:
             return
-        except ModelPortError as exc:
-            await _send_error(send, scope["path"], exc.code, exc.message, exc.retry_after)
-            return
-        except Exception:
-            log.exception("unexpected error on POST %s", scope["path"])
-            message = "internal server error; see the server log"
-            await _send_error(send, scope["path"], ErrorCode.INTERNAL, message)
-            return
+        except Exception as exc:
+            reply = failure_reply(scope["path"], exc)
         await _send(
             send, reply.status, reply.body, reply.headers, reply.media_type, reply.raw_headers
         )
@@ -249,8 +256,71 @@ class FastPath:
         self, scope: dict[str, Any], receive: Any, route: HotRoute, params: list[str]
     ) -> Reply:
         services: Services = self.app.state.services
+        head = HotHeaders.of(scope["headers"])
+        await authorize(services, head.authorization, route.scope)
+        limit = services.settings.max_request_bytes
+        check_declared_length(head.content_length, limit)
+        reference = route.reference(services, params)
+        body = await _read_body(receive, limit)
+        return await route.handler(services, reference, body, head.meta(_disconnect_of(receive)))
+
+    async def answer(
+        self,
+        route: HotRoute,
+        params: list[str],
+        head: HotHeaders,
+        body: bytes,
+        client_gone: ClientGone | None,
+        authorized: bool = False,
+    ) -> Reply:
+        """A hot route's reply to a request already read whole (the direct HTTP protocol,
+        ``modelport.server.protocol``): the same checks in the same order as ``_handle``;
+        ``authorized`` when ``authorize_now`` said yes already."""
+        services = self.services
+        if not authorized:
+            await authorize(services, head.authorization, route.scope)
+        check_declared_length(head.content_length, services.settings.max_request_bytes)
+        reference = route.reference(services, params)
+        return await route.handler(services, reference, body, head.meta(client_gone))
+
+    def authorize_now(self, route: HotRoute, head: HotHeaders) -> bool:
+        """Whether the caller is allowed ``route``, known without I/O (False: not known
+        yet, ``answer`` looks the key up); raises when the caller is refused."""
+        return authorize_now(self.services, head.authorization, route.scope) is not None
+
+    def start_now(
+        self, route: HotRoute, params: list[str], head: HotHeaders, body: bytes
+    ) -> RowsCall | None:
+        """After ``authorize_now``: the request queued without awaiting anything when it
+        can be (``predict_reply`` answers it once its future is done), else None."""
+        if route.handler is not handle_predict:
+            return None
+        services = self.services
+        check_declared_length(head.content_length, services.settings.max_request_bytes)
+        reference = route.reference(services, params)
+        return start_predict(services, reference, body, head.content_type or "")
+
+    @property
+    def services(self) -> Services:
+        services: Services = self.app.state.services
+        return services
+
+
+@dataclass(frozen=True)
+class HotHeaders:
+    """The request headers a hot route reads."""
+
+    authorization: str | None = None
+    content_type: str | None = None
+    content_length: bytes | None = None
+    inference_header_length: str | None = None
+    transfer_encoding: bool = False
+
+    @classmethod
+    def of(cls, headers: list[tuple[bytes, bytes]]) -> HotHeaders:
         authorization = content_type = content_length = header_length = None
-        for name, value in scope["headers"]:
+        transfer_encoding = False
+        for name, value in headers:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
             elif name == b"content-type":
@@ -259,14 +329,17 @@ class FastPath:
                 content_length = value
             elif name == b"inference-header-content-length":
                 header_length = value.decode("latin-1")
-        await authorize(services, authorization, route.scope)
-        limit = services.settings.max_request_bytes
-        if content_length is not None:
-            if not (content_length.isascii() and content_length.isdigit()):
-                raise InvalidInputError("Content-Length must be a non-negative integer")
-            if int(content_length) > limit:
-                raise TooLargeError(too_large_message(limit))
-        reference = route.reference(services, params)
-        body = await _read_body(receive, limit)
-        meta = RequestMeta(content_type or "", header_length, _disconnect_of(receive))
-        return await route.handler(services, reference, body, meta)
+            elif name == b"transfer-encoding":
+                transfer_encoding = True
+        return cls(authorization, content_type, content_length, header_length, transfer_encoding)
+
+    def meta(self, client_gone: ClientGone | None) -> RequestMeta:
+        return RequestMeta(self.content_type or "", self.inference_header_length, client_gone)
+
+
+def check_declared_length(content_length: bytes | None, limit: int) -> None:
+    if content_length is not None:
+        if not (content_length.isascii() and content_length.isdigit()):
+            raise InvalidInputError("Content-Length must be a non-negative integer")
+        if int(content_length) > limit:
+            raise TooLargeError(too_large_message(limit))

@@ -28,6 +28,7 @@ from modelport.api.v2_codec import (
 from modelport.errors import InvalidInputError, NotFoundError
 from modelport.registry.references import Reference, parse_reference
 from modelport.serving.batching import ClientGone
+from modelport.serving.dataplane import RowsCall
 from modelport.serving.inference import InferenceRequest, Tensor
 from modelport.types import Signature
 
@@ -74,21 +75,11 @@ async def handle_predict(
     """``{"features": [[...]]}`` → ``{"prediction": [...]}`` (the Flask tutorial's JSON);
     ``instances`` and MLflow's ``dataframe_split``/``dataframe_records``/``inputs`` bodies
     answer ``{"predictions": [...]}`` as KServe V1 and MLflow do."""
+    call = start_predict(services, reference, body, meta.content_type)
+    if call is not None:
+        await call.served.batcher.wait(call.item, meta.client_gone)
+        return predict_reply(call)
     dataplane = services.dataplane
-    served = dataplane.served_now(reference)
-    if served is not None and served.row_input is not None and len(body) < OFF_LOOP_BYTES:
-        admission = None
-        if b'"params"' not in body:  # no per-request timeout: the server's default applies
-            admission = dataplane.admit_row(served)  # overloaded: say so before decoding
-        document = json_object(body, meta.content_type)
-        if len(document) == 1 and "features" in document:  # the tutorial's body
-            rows = rows_from_json(document["features"])
-            result = await dataplane.infer_rows(served, rows, meta.client_gone, admission)
-            version = served.version
-            return Reply(
-                dump_json({"prediction": json_ready(result)}),
-                raw_headers=model_headers(version.model, version.version),
-            )
     version = await dataplane.resolve(reference)
     document, kind, inputs = await off_loop_if_large(
         len(body), _decode_tabular, body, meta.content_type, version.signature
@@ -99,6 +90,35 @@ async def handle_predict(
     return Reply(
         dump_json({key: json_ready(response.outputs[0].data)}),
         raw_headers=model_headers(response.model_name, response.model_version),
+    )
+
+
+def start_predict(
+    services: Services, reference: Reference, body: bytes, content_type: str
+) -> RowsCall | None:
+    """The tutorial's body for a loaded one-input numeric model, queued without awaiting
+    anything (``predict_reply`` once its future is done); None when ``handle_predict``'s
+    general path must take the request. Raises what the request gets as an error."""
+    dataplane = services.dataplane
+    served = dataplane.served_now(reference)
+    if served is None or served.row_input is None or len(body) >= OFF_LOOP_BYTES:
+        return None
+    admission = None
+    if b'"params"' not in body:  # no per-request timeout: the server's default applies
+        admission = dataplane.admit_row(served)  # overloaded: say so before decoding
+    document = json_object(body, content_type)
+    if len(document) != 1 or "features" not in document:
+        return None
+    return dataplane.start_rows(served, rows_from_json(document["features"]), admission)
+
+
+def predict_reply(call: RowsCall) -> Reply:
+    """The reply to a ``start_predict`` call whose future is done (raises its error)."""
+    result = call.outcome()
+    version = call.served.version
+    return Reply(
+        dump_json({"prediction": json_ready(result)}),
+        raw_headers=model_headers(version.model, version.version),
     )
 
 

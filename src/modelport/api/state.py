@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
@@ -12,6 +13,7 @@ from modelport.config import Settings
 from modelport.registry import Registry
 from modelport.serving.dataplane import DataPlane
 from modelport.serving.repository import Repository
+from modelport.types import Principal
 
 
 @dataclass
@@ -22,6 +24,10 @@ class Services:
     dataplane: DataPlane
     repository: Repository
     limiter: RateLimiter
+    key_lookups: dict[str, asyncio.Future[Principal]] = field(default_factory=dict)
+    """Keys being looked up in the database: concurrent callers share one lookup."""
+    direct_requests: int = 0
+    """Inference requests answered on the direct HTTP path (``FastPath.start_now``)."""
 
 
 def services_of(request: Request) -> Services:

@@ -40,7 +40,7 @@ def run_server(overrides: dict[str, Any]) -> None:
         "host": settings.host,
         "port": settings.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": "modelport.server.protocol:DirectHttpProtocol",  # httptools, hot routes direct
         "log_level": settings.log_level,
         "access_log": False,
         "server_header": False,

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from modelport.errors import UnavailableError
+from modelport.errors import ModelPortError, UnavailableError
 from modelport.runtimes.base import Tensors
 from modelport.serving.cost import ArrivalRate, BatchCost
 from modelport.serving.failures import as_domain_error
@@ -38,6 +38,10 @@ ClientGone = Callable[[], Coroutine[Any, Any, None]]
 WATCH_AFTER_S = 0.05
 """Callers expected to wait longer than this are watched for disconnecting (a task each;
 shorter waits are not worth it)."""
+
+
+GATHER_ROUNDS = 4
+"""Event-loop turns a batch waits at most for requests already arriving."""
 
 
 class Admission(NamedTuple):
@@ -65,7 +69,9 @@ class BatchPolicy:
 
 
 @dataclass(eq=False)
-class _Pending:
+class Pending:
+    """One caller's queued request."""
+
     inputs: Tensors
     rows: int
     outputs: frozenset[str]
@@ -73,6 +79,8 @@ class _Pending:
     enqueued: float
     deadline: float
     queued: bool = True
+    worth_watching: bool = False
+    """Expected to wait long enough that its client's disconnect is worth watching for."""
 
 
 class Batcher:
@@ -90,12 +98,12 @@ class Batcher:
         self._max_rows = policy.max_batch_size if batchable else 1
         self._limits = limits or QueueLimits()
         self._slots = max(1, predictor.slots)
-        self._pending: deque[_Pending] = deque()
+        self._pending: deque[Pending] = deque()
         self._queued_rows = 0
         self._running = 0
         self._busy_until = 0.0
         self._wakeup = asyncio.Event()
-        self._expiring: deque[_Pending] = deque()
+        self._expiring: deque[Pending] = deque()
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._worker: asyncio.Task[None] | None = None
         self._batches: set[asyncio.Task[None]] = set()
@@ -137,6 +145,19 @@ class Batcher:
         503 and its rows leave the queue; so do the rows of a caller that disconnects
         while it waits for long.
         """
+        item = self.enqueue(inputs, outputs, timeout, admission)
+        await self.wait(item, client_gone)
+        return item.future.result()
+
+    def enqueue(
+        self,
+        inputs: Tensors,
+        outputs: frozenset[str],
+        timeout: float | None = None,
+        admission: Admission | None = None,
+    ) -> Pending:
+        """``submit`` without waiting: the queued request, whose ``future`` completes with
+        its outputs (or its error). Refused at once as ``submit`` is."""
         loop = asyncio.get_running_loop()
         if self._worker is None:
             self._worker = loop.create_task(self._work())
@@ -145,20 +166,28 @@ class Batcher:
         if self.policy.max_batch_delay_s:
             self.arrivals.arrived(rows, now)
         seconds, expected = admission or self.admit(rows, timeout, now)
-        item = _Pending(inputs, rows, outputs, loop.create_future(), now, now + seconds)
-        waits = self.busy
+        item = Pending(inputs, rows, outputs, loop.create_future(), now, now + seconds)
+        item.worth_watching = self.busy and (expected > WATCH_AFTER_S or not self.cost.known)
         self._pending.append(item)
         self._queued_rows += rows
         self._wakeup.set()
         self._watch_deadline(item, loop)
-        watch = None
-        if client_gone is not None and waits and (expected > WATCH_AFTER_S or not self.cost.known):
-            watch = loop.create_task(client_gone())
-            watch.add_done_callback(lambda _: self._abandon(item))
+        return item
+
+    async def wait(self, item: Pending, client_gone: ClientGone | None = None) -> None:
+        """Until ``item`` is answered (read its ``future`` then); if the caller was
+        expected to wait long, its rows leave the queue when ``client_gone`` completes."""
+        if client_gone is None or not item.worth_watching:
+            with contextlib.suppress(ModelPortError):
+                await item.future
+            return
+        watch = asyncio.get_running_loop().create_task(client_gone())
+        watch.add_done_callback(lambda _: self.abandon(item))
         try:
-            return await item.future
+            with contextlib.suppress(ModelPortError):
+                await item.future
         finally:
-            if watch is not None and not watch.done():
+            if not watch.done():
                 watch.cancel()
 
     def admit(self, rows: int, timeout: float | None = None, now: float | None = None) -> Admission:
@@ -186,7 +215,7 @@ class Batcher:
             )
         return Admission(seconds, expected)
 
-    def _watch_deadline(self, item: _Pending, loop: asyncio.AbstractEventLoop) -> None:
+    def _watch_deadline(self, item: Pending, loop: asyncio.AbstractEventLoop) -> None:
         """Expire ``item`` at its deadline. Deadlines mostly grow in arrival order, so one
         timer (for the oldest) serves every such request; an earlier one gets its own."""
         if self._expiring and item.deadline < self._expiring[-1].deadline:
@@ -211,7 +240,7 @@ class Batcher:
         while expiring and expiring[0].future.done():
             expiring.popleft()
 
-    def _expire(self, item: _Pending) -> None:
+    def _expire(self, item: Pending) -> None:
         if item.future.done():
             return
         self._leave_queue(item)
@@ -224,12 +253,13 @@ class Batcher:
             )
         )
 
-    def _abandon(self, item: _Pending) -> None:
+    def abandon(self, item: Pending) -> None:
+        """The caller is gone: its rows leave the queue (a running batch still runs)."""
         if not item.future.done():
             self._leave_queue(item)
             item.future.set_exception(UnavailableError("the client disconnected"))
 
-    def _leave_queue(self, item: _Pending) -> None:
+    def _leave_queue(self, item: Pending) -> None:
         if item.queued:
             item.queued = False
             self._queued_rows -= item.rows
@@ -273,6 +303,7 @@ class Batcher:
                 self._wakeup.clear()
                 timer.cancel()
                 continue
+            await self._gather_arrived()
             batch = self._take_batch()
             if not batch:
                 continue
@@ -286,6 +317,16 @@ class Batcher:
                 task = loop.create_task(self._run(batch))
                 self._batches.add(task)
                 task.add_done_callback(self._batch_done)
+
+    async def _gather_arrived(self) -> None:
+        """Let the event loop run before a batch is taken, while that brings more rows:
+        requests whose bytes have already arrived are read and queued, and join this batch
+        instead of waiting a whole predict for the next one."""
+        for _ in range(GATHER_ROUNDS):
+            queued = self._queued_rows
+            await asyncio.sleep(0)
+            if self._queued_rows == queued or self._queued_rows >= self._max_rows:
+                return
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         self._batches.discard(task)
@@ -309,8 +350,8 @@ class Batcher:
             return 0.0  # nobody else is coming in time: waiting would only add latency
         return remaining
 
-    def _take_batch(self) -> list[_Pending]:
-        batch: list[_Pending] = []
+    def _take_batch(self) -> list[Pending]:
+        batch: list[Pending] = []
         rows = 0
         while self._pending:
             item = self._pending[0]
@@ -324,7 +365,7 @@ class Batcher:
             rows += item.rows
         return batch
 
-    async def _run(self, batch: list[_Pending]) -> None:
+    async def _run(self, batch: list[Pending]) -> None:
         started = time.perf_counter()
         total = sum(item.rows for item in batch)
         self._busy_until = started + self.cost.estimate(total)
@@ -345,13 +386,17 @@ class Batcher:
             return
         self._observe(len(batch), total, started)
         start = 0
+        only = next(iter(outputs)) if len(outputs) == 1 else None
         for item in batch:
             end = start + item.rows
             if not item.future.done():
-                item.future.set_result({name: results[name][start:end] for name in item.outputs})
+                if only is not None:  # the usual case: one output, asked by every caller
+                    item.future.set_result({only: results[only][start:end]})
+                else:
+                    item.future.set_result({n: results[n][start:end] for n in item.outputs})
             start = end
 
-    async def _run_alone(self, item: _Pending) -> None:
+    async def _run_alone(self, item: Pending) -> None:
         if item.future.done():
             return
         started = time.perf_counter()

@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from modelport.errors import InvalidInputError, ModelPortError, UnavailableError
 from modelport.registry import Registry
 from modelport.registry.references import Reference
-from modelport.serving.batching import Admission, ClientGone
+from modelport.runtimes.base import Tensors
+from modelport.serving.batching import Admission, ClientGone, Pending
 from modelport.serving.inference import InferenceRequest, InferenceResponse, tensor_of
 from modelport.serving.model_cache import ModelCache, ServedModel
-from modelport.serving.validation import check_inputs, check_requested_outputs, check_tensor
+from modelport.serving.validation import check_inputs, check_requested_outputs, check_rows
 from modelport.types import VersionInfo
 
 
@@ -150,6 +152,29 @@ class DataPlane:
             served.stats.failed(0)
             raise
 
+    def start_rows(
+        self,
+        served: ServedModel,
+        rows: np.ndarray,
+        one_row_admission: Admission | None = None,
+    ) -> RowsCall:
+        """The short path for a row matrix sent to a model with one ``[-1, n]`` numeric
+        input (``served.row_input``): the same checks as ``infer``, fewer steps, and no
+        waiting: the rows are queued, the returned call's ``future`` completes."""
+        started = time.perf_counter_ns()
+        spec = served.row_input
+        assert spec is not None
+        try:
+            rows = check_rows(spec, rows, served.finite_inputs_only)
+            admission = one_row_admission if len(rows) == 1 else None
+            item = served.batcher.enqueue(
+                {spec.name: rows}, served.default_output_set, None, admission
+            )
+        except ModelPortError:
+            served.stats.failed(time.perf_counter_ns() - started)
+            raise
+        return RowsCall(served, item, started)
+
     async def infer_rows(
         self,
         served: ServedModel,
@@ -157,23 +182,10 @@ class DataPlane:
         client_gone: ClientGone | None = None,
         one_row_admission: Admission | None = None,
     ) -> np.ndarray:
-        """The short path for a row matrix sent to a model with one ``[-1, n]`` numeric
-        input (``served.row_input``): the same checks as ``infer``, fewer steps. Returns
-        the model's default output."""
-        started = time.perf_counter_ns()
-        spec = served.row_input
-        assert spec is not None
-        try:
-            rows = check_tensor(spec, tensor_of(spec.name, rows), served.finite_inputs_only)
-            admission = one_row_admission if len(rows) == 1 else None
-            results = await served.batcher.submit(
-                {spec.name: rows}, served.default_output_set, None, client_gone, admission
-            )
-        except ModelPortError:
-            served.stats.failed(time.perf_counter_ns() - started)
-            raise
-        served.stats.succeeded(time.perf_counter_ns() - started, len(rows))
-        return results[served.default_outputs[0]]
+        """``start_rows`` and its outcome: the model's default output."""
+        call = self.start_rows(served, rows, one_row_admission)
+        await served.batcher.wait(call.item, client_gone)
+        return call.outcome()
 
     def record_output_encoding(self, response: InferenceResponse, ns: int) -> None:
         served = self.models.find(response.model_name, response.model_version)
@@ -192,3 +204,31 @@ def _timeout_parameter(parameters: dict[str, object]) -> float | None:
     if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
         raise InvalidInputError("parameter 'timeout' must be a positive number of microseconds")
     return value / 1e6
+
+
+@dataclass(eq=False)
+class RowsCall:
+    """Rows queued by ``DataPlane.start_rows``; ``outcome()`` once ``future`` is done."""
+
+    served: ServedModel
+    item: Pending
+    started_ns: int
+
+    @property
+    def future(self) -> asyncio.Future[Tensors]:
+        return self.item.future
+
+    def outcome(self) -> np.ndarray:
+        """The default output's rows, or the request's error (counted either way)."""
+        stats = self.served.stats
+        try:
+            results = self.item.future.result()
+        except ModelPortError:
+            stats.failed(time.perf_counter_ns() - self.started_ns)
+            raise
+        stats.succeeded(time.perf_counter_ns() - self.started_ns, self.item.rows)
+        return results[self.served.default_outputs[0]]
+
+    def abandon(self) -> None:
+        """The client is gone: its rows leave the queue."""
+        self.served.batcher.abandon(self.item)

@@ -10,7 +10,7 @@ import numpy as np
 
 from modelport.errors import InvalidInputError
 from modelport.runtimes.base import Tensors
-from modelport.serving.inference import Tensor
+from modelport.serving.inference import Tensor, tensor_of
 from modelport.tensors.dtypes import NUMPY_DTYPES, all_finite
 from modelport.types import Datatype, Signature, TensorSpec
 
@@ -72,6 +72,20 @@ def check_tensor(spec: TensorSpec, tensor: Tensor, finite_only: bool) -> np.ndar
     if finite_only and data.dtype.kind == "f" and not all_finite(data):
         raise InvalidInputError(f"input '{tensor.name}' contains NaN or infinite values")
     return data
+
+
+def check_rows(spec: TensorSpec, rows: np.ndarray, finite_only: bool) -> np.ndarray:
+    """``check_tensor`` for a row matrix decoded from JSON, for a ``[-1, n]`` numeric
+    input: a matrix already of the input's dtype and width needs only the finite check."""
+    if (
+        rows.ndim == 2
+        and rows.shape[1] == spec.shape[1]
+        and rows.dtype == NUMPY_DTYPES.get(spec.datatype)
+    ):
+        if finite_only and rows.dtype.kind == "f" and not all_finite(rows):
+            raise InvalidInputError(f"input '{spec.name}' contains NaN or infinite values")
+        return rows
+    return check_tensor(spec, tensor_of(spec.name, rows), finite_only)
 
 
 def _convert(spec: TensorSpec, tensor: Tensor) -> np.ndarray:

@@ -49,6 +49,9 @@ class ServingState(BaseModel):
     memory_used_bytes: int
     loads: int
     evictions: int
+    direct_requests: int
+    """Inference requests this process answered on the direct HTTP path (read whole by
+    the server's own protocol, no ASGI cycle); the others went through ASGI."""
     loaded: list[LoadedVersion]
 
 
@@ -78,13 +81,15 @@ def _loaded(served: ServedModel) -> LoadedVersion:
 
 @router.get("/api/v1/serving", summary="Loaded versions and how they are served")
 async def serving_state(request: Request, _: Principal = require(Scope.READ)) -> ServingState:
-    cache = services_of(request).dataplane.models
+    services = services_of(request)
+    cache = services.dataplane.models
     return ServingState(
         process_id=os.getpid(),
         memory_limit_bytes=cache.memory_limit,
         memory_used_bytes=cache.memory_used(),
         loads=cache.counters.loads,
         evictions=cache.counters.evictions,
+        direct_requests=services.direct_requests,
         loaded=[_loaded(served) for served in cache.loaded()],
     )
 

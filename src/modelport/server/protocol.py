@@ -1,0 +1,280 @@
+"""uvicorn's httptools protocol, answering the hot inference routes without the ASGI cycle.
+
+A one-row prediction costs less than uvicorn's ASGI machinery around it: per request a
+scope, an event, a cycle object, a task running it, receive and send messages and a
+header check per response header. For a POST to a hot route (``HOT_ROUTES`` in
+``modelport.api.fastpath``) with a ``Content-Length`` body of at most
+``DIRECT_BODY_LIMIT`` bytes, on a connection with no other request in progress, this
+protocol takes the body from the parser's callbacks and answers it with the same checks
+and handlers as the ASGI route, writing the whole response with one ``transport.write``.
+A one-input model's ``{"features": ...}`` request from a known key is checked and queued
+right in the parser's callback and answered from its batch's completion, with no task or
+coroutine at all (``FastPath.start_now``); any other runs ``FastPath.answer`` in a task.
+
+Everything else takes uvicorn's own path, unchanged: other routes and methods, chunked or
+large bodies, ``Expect: 100-continue``, percent-encoded or absolute-form targets, and a
+request pipelined behind one still being answered (uvicorn queues it until then, since the
+exchange below stands in for its cycle).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from modelport.api.fastpath import (
+    FastPath,
+    HotHeaders,
+    HotRoute,
+    failure_reply,
+    match_hot_route,
+)
+from modelport.api.handlers import OFF_LOOP_BYTES, Reply, predict_reply
+from modelport.serving.dataplane import RowsCall
+
+DIRECT_BODY_LIMIT = OFF_LOOP_BYTES
+"""Larger bodies take the ASGI path, which reads them incrementally and bounded."""
+
+_STATUS_LINES = {
+    status.value: f"HTTP/1.1 {status.value} {status.phrase}\r\n".encode()
+    for status in http.HTTPStatus
+}
+
+
+class _Exchange:
+    """One request answered directly. It stands in for uvicorn's request cycle while it
+    runs, so uvicorn's own logic applies: a request pipelined behind it waits, a shutdown
+    closes the connection after the answer, a lost connection marks it disconnected."""
+
+    __slots__ = (
+        "_gone",
+        "call",
+        "chunks",
+        "disconnected",
+        "head",
+        "keep_alive",
+        "message_event",
+        "params",
+        "path",
+        "response_complete",
+        "route",
+    )
+
+    def __init__(
+        self, path: str, route: HotRoute, params: list[str], head: HotHeaders, keep_alive: bool
+    ) -> None:
+        self.path = path
+        self.route = route
+        self.params = params
+        self.head = head
+        self.chunks: list[bytes] = []
+        self.keep_alive = keep_alive
+        self.disconnected = False
+        self.response_complete = False
+        self.message_event = self
+        """uvicorn calls ``cycle.message_event.set()`` when the connection is lost."""
+        self.call: RowsCall | None = None
+        self._gone: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        if not self.disconnected:
+            return
+        if self.call is not None:
+            self.call.abandon()  # its rows leave the queue
+        if self._gone is not None and not self._gone.done():
+            self._gone.set_result(None)
+
+    async def client_gone(self) -> None:
+        """Completes when the client disconnects (the batcher then drops its rows)."""
+        if self.disconnected:
+            return
+        if self._gone is None:
+            self._gone = asyncio.get_running_loop().create_future()
+        await self._gone
+
+
+class DirectHttpProtocol(HttpToolsProtocol):
+    """``uvicorn --http modelport.server.protocol:DirectHttpProtocol``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        app = self.app
+        self._fast: FastPath | None = app if isinstance(app, FastPath) else None
+        self._reading: _Exchange | None = None
+        """The direct request whose body the parser is delivering."""
+        self._answering: _Exchange | None = None
+
+    def on_message_begin(self) -> None:
+        # uvicorn builds the request's ASGI scope here. A direct request never needs one,
+        # so it is built once a request turns out to take uvicorn's path.
+        self._reading = None
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
+
+    def on_headers_complete(self) -> None:
+        exchange = self._direct_exchange()
+        if exchange is None:
+            url, headers, expect = self.url, self.headers, self.expect_100_continue
+            super().on_message_begin()  # the scope; it resets what the parser delivered
+            self.url, self.expect_100_continue = url, expect
+            self.headers.extend(headers)  # the list the scope holds
+            super().on_headers_complete()
+            return
+        self._reading = exchange
+        self.cycle = exchange  # type: ignore[assignment]
+
+    def on_body(self, body: bytes) -> None:
+        if self._reading is None:
+            super().on_body(body)
+            return
+        self._reading.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self._reading
+        if exchange is None:
+            super().on_message_complete()
+            return
+        self._reading = None
+        self._answering = exchange
+        fast = self._fast
+        assert fast is not None
+        chunks = exchange.chunks
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            authorized = fast.authorize_now(exchange.route, exchange.head)
+            call = None
+            if authorized:
+                call = fast.start_now(exchange.route, exchange.params, exchange.head, body)
+        except Exception as exc:
+            self._respond(exchange, failure_reply(exchange.path, exc))
+            return
+        if call is not None:
+            exchange.call = call
+            call.future.add_done_callback(lambda _: self._finish(exchange, call))
+            return
+        task = self.loop.create_task(self._answer(exchange, body, authorized))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        answering = self._answering
+        if answering is not None and answering is not self.cycle:  # type: ignore[comparison-overlap]
+            answering.disconnected = True  # a pipelined cycle has replaced it as self.cycle
+            answering.set()
+        super().connection_lost(exc)
+
+    def _direct_exchange(self) -> _Exchange | None:
+        """The request as a direct exchange, or None when uvicorn's path must take it."""
+        fast = self._fast
+        if fast is None or self.expect_100_continue or self.parser.get_method() != b"POST":
+            return None
+        if (self.cycle is not None and not self.cycle.response_complete) or self.pipeline:
+            return None
+        target = self.url
+        if not target.startswith(b"/") or b"%" in target or not target.isascii():
+            return None
+        path = target.partition(b"?")[0].decode("ascii")
+        matched = match_hot_route(path)
+        if matched is None:
+            return None
+        head = HotHeaders.of(self.headers)
+        length = head.content_length
+        if (
+            head.transfer_encoding
+            or length is None
+            or not (length.isascii() and length.isdigit())
+            or int(length) > DIRECT_BODY_LIMIT
+        ):
+            return None
+        keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        return _Exchange(path, matched[0], matched[1], head, keep_alive)
+
+    async def _answer(self, exchange: _Exchange, body: bytes, authorized: bool) -> None:
+        fast = self._fast
+        assert fast is not None
+        try:
+            reply = await fast.answer(
+                exchange.route,
+                exchange.params,
+                exchange.head,
+                body,
+                exchange.client_gone,
+                authorized,
+            )
+        except Exception as exc:
+            reply = failure_reply(exchange.path, exc)
+        self._respond(exchange, reply)
+
+    def _finish(self, exchange: _Exchange, call: RowsCall) -> None:
+        try:
+            reply = predict_reply(call)
+        except Exception as exc:
+            reply = failure_reply(exchange.path, exc)
+        self._respond(exchange, reply)
+
+    def _respond(self, exchange: _Exchange, reply: Reply) -> None:
+        if self._answering is exchange:
+            self._answering = None
+        fast = self._fast
+        assert fast is not None
+        fast.services.direct_requests += 1
+        exchange.response_complete = True
+        transport = self.transport
+        if exchange.disconnected or transport.is_closing():
+            return
+        transport.write(self._encode(reply, exchange.keep_alive))
+        if not exchange.keep_alive:
+            transport.close()
+        self.on_response_complete()
+
+    def _encode(self, reply: Reply, keep_alive: bool) -> bytes:
+        body = reply.body
+        extra = reply.headers
+        return b"".join(
+            (
+                _STATUS_LINES[reply.status],
+                _HEADS.defaults(self.server_state.default_headers),
+                _HEADS.fixed(reply.media_type, reply.raw_headers),
+                b"content-length: %d\r\n" % len(body),
+                b"".join(b"%s: %s\r\n" % (k.lower().encode(), v.encode()) for k, v in extra.items())
+                if extra
+                else b"",
+                b"\r\n" if keep_alive else b"connection: close\r\n\r\n",
+                body,
+            )
+        )
+
+
+class _HeaderBlocks:
+    """Encoded header lines: uvicorn's default headers (the date; uvicorn replaces the
+    list when the second changes) and the fixed headers of each kind of reply."""
+
+    def __init__(self) -> None:
+        self._defaults_of: list[tuple[bytes, bytes]] | None = None
+        self._defaults = b""
+        self._fixed: dict[tuple[str, tuple[tuple[bytes, bytes], ...]], bytes] = {}
+
+    def defaults(self, headers: list[tuple[bytes, bytes]]) -> bytes:
+        if headers is not self._defaults_of:
+            self._defaults = b"".join(b"%s: %s\r\n" % pair for pair in headers)
+            self._defaults_of = headers
+        return self._defaults
+
+    def fixed(self, media_type: str, raw_headers: tuple[tuple[bytes, bytes], ...]) -> bytes:
+        key = (media_type, raw_headers)
+        block = self._fixed.get(key)
+        if block is None:
+            lines = [b"content-type: %s\r\n" % media_type.encode()]
+            lines += (b"%s: %s\r\n" % pair for pair in raw_headers)
+            block = b"".join(lines)
+            if len(self._fixed) >= 4096:  # model names come from the registry: bounded
+                self._fixed.clear()
+            self._fixed[key] = block
+        return block
+
+
+_HEADS = _HeaderBlocks()

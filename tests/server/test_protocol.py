@@ -1,0 +1,225 @@
+"""The direct HTTP protocol (``modelport.server.protocol``): hot-route requests answered
+without the ASGI cycle behave on the wire exactly as those that take it: keep-alive,
+pipelining in order, HTTP/1.0 and ``Connection: close``, bodies in pieces, errors."""
+
+from __future__ import annotations
+
+import itertools
+import socket
+import time
+from dataclasses import dataclass
+
+import orjson
+import pytest
+
+from tests.conftest import ADMIN_KEY
+from tests.servers import ServerProcess
+
+ROW = [0.1, -1.2, 0.3, 0.5, 1.1, -0.4, 0.9, 0.0, -0.7, 0.2]
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class Wire:
+    """A raw HTTP/1.1 connection: send bytes, read answers one by one."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=30)
+        self.buffer = b""
+
+    def __enter__(self) -> Wire:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.sock.close()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(65536)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def answer(self) -> Answer:
+        while b"\r\n\r\n" not in self.buffer:
+            assert self._fill(), f"connection closed mid-answer: {self.buffer!r}"
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            name, _, value = line.partition(":")
+            assert name.lower() not in headers, f"header {name} sent twice"
+            headers[name.lower()] = value.strip()
+        length = int(headers["content-length"])
+        while len(self.buffer) < length:
+            assert self._fill(), "connection closed mid-body"
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return Answer(int(status_line.split()[1]), headers, body)
+
+    def closed_by_server(self) -> bool:
+        self.sock.settimeout(10)
+        try:
+            return self.sock.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+def post(
+    path: str,
+    body: bytes,
+    *,
+    key: str = ADMIN_KEY,
+    version: str = "1.1",
+    extra: str = "",
+    chunked: bool = False,
+) -> bytes:
+    head = (
+        f"POST {path} HTTP/{version}\r\nHost: test\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\n{extra}"
+    )
+    if chunked:  # uvicorn's ASGI path takes chunked bodies
+        return (
+            f"{head}Transfer-Encoding: chunked\r\n\r\n{len(body):x}\r\n".encode()
+            + body
+            + b"\r\n0\r\n\r\n"
+        )
+    return f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+
+
+def features(*rows: list[float]) -> bytes:
+    return orjson.dumps({"features": list(rows)})
+
+
+def test_direct_and_asgi_answers_are_the_same(server: ServerProcess) -> None:
+    bodies = [
+        features(ROW),
+        features(ROW, [x * 2 for x in ROW]),
+        b'{"features": [[1, 2]]}',  # wrong width
+        b'{"features": [[1, 2, 3, 4, 5, 6, 7, 8, 9, "x"]]}',
+        b"not json",
+        b"{}",
+        b'{"instances": [[0.1, -1.2, 0.3, 0.5, 1.1, -0.4, 0.9, 0.0, -0.7, 0.2]]}',
+    ]
+    direct_before = _direct_requests(server)
+    with Wire(server) as wire:
+        for body in bodies:
+            wire.send(post("/predict", body))
+            direct = wire.answer()
+            wire.send(post("/predict", body, chunked=True))
+            through_asgi = wire.answer()
+            assert direct.status == through_asgi.status, body
+            assert direct.body == through_asgi.body, body
+            for name in ("content-type", "x-model-name", "x-model-version", "retry-after"):
+                assert direct.headers.get(name) == through_asgi.headers.get(name), (name, body)
+            assert "date" in direct.headers
+    assert orjson.loads(direct.body)["predictions"]  # the last body was KServe V1
+    # One of each pair took the direct path (the chunked one took uvicorn's ASGI path).
+    assert _direct_requests(server) == direct_before + len(bodies)
+
+
+def _direct_requests(server: ServerProcess) -> int:
+    with server.http(ADMIN_KEY) as admin:
+        count: int = admin.get("/api/v1/serving").json()["direct_requests"]
+        return count
+
+
+def test_keep_alive_serves_many_requests_on_one_connection(server: ServerProcess) -> None:
+    with Wire(server) as wire:
+        answers = []
+        for scale in range(1, 21):
+            wire.send(post("/predict", features([x * scale for x in ROW])))
+            answers.append(wire.answer())
+    predictions = [orjson.loads(a.body)["prediction"][0] for a in answers]
+    assert all(a.status == 200 for a in answers)
+    # A linear model: the prediction is affine in the scale, so the answers kept their order.
+    steps = [b - a for a, b in itertools.pairwise(predictions)]
+    assert max(steps) - min(steps) < 1e-6 * max(1.0, abs(steps[0]))
+
+
+def test_pipelined_requests_are_answered_in_order(server: ServerProcess) -> None:
+    health = b"GET /v2/health/live HTTP/1.1\r\nHost: test\r\n\r\n"
+    with Wire(server) as wire:
+        wire.send(
+            post("/predict", features(ROW))
+            + health
+            + post("/predict", features(ROW, ROW))
+            + post("/predict", b"[1]")
+            + post("/v2/models/demo-linear/infer", b'{"inputs": []}')
+            + post("/predict", features([x * 3 for x in ROW]))
+        )
+        answers = [wire.answer() for _ in range(6)]
+    assert [a.status for a in answers] == [200, 200, 200, 400, 400, 200]
+    assert len(orjson.loads(answers[0].body)["prediction"]) == 1
+    assert orjson.loads(answers[1].body) == {"live": True}
+    assert len(orjson.loads(answers[2].body)["prediction"]) == 2
+    assert "object" in orjson.loads(answers[3].body)["error"]["message"]
+    assert "error" in orjson.loads(answers[4].body)
+
+
+def test_http_1_0_and_connection_close_end_the_connection(server: ServerProcess) -> None:
+    for request in (
+        post("/predict", features(ROW), version="1.0"),
+        post("/predict", features(ROW), extra="Connection: close\r\n"),
+        post("/predict", b"broken", extra="Connection: close\r\n"),
+    ):
+        with Wire(server) as wire:
+            wire.send(request)
+            answer = wire.answer()
+            assert answer.status in (200, 400)
+            assert answer.headers["connection"] == "close"
+            assert wire.closed_by_server()
+
+
+def test_a_body_in_pieces_and_expect_continue(server: ServerProcess) -> None:
+    body = features(ROW, ROW, ROW)
+    request = post("/predict", body)
+    with Wire(server) as wire:
+        split = len(request) - len(body)
+        wire.send(request[: split - 3])
+        time.sleep(0.05)  # the server sees the header end and the body in separate reads
+        wire.send(request[split - 3 : split + 5])
+        time.sleep(0.05)
+        wire.send(request[split + 5 :])
+        answer = wire.answer()
+        assert answer.status == 200
+        assert len(orjson.loads(answer.body)["prediction"]) == 3
+    with Wire(server) as wire:  # uvicorn's path asks for the body first
+        head = post("/predict", body, extra="Expect: 100-continue\r\n")[: -len(body)]
+        wire.send(head)
+        while b"\r\n\r\n" not in wire.buffer:
+            assert wire._fill()
+        assert wire.buffer.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        wire.buffer = wire.buffer[len(b"HTTP/1.1 100 Continue\r\n\r\n") :]
+        wire.send(body)
+        assert wire.answer().status == 200
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (post("/predict", features(ROW), key="mp_not-a-key"), 401),
+        (b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello", 401),
+        (b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Length: nope\r\n\r\n", 400),
+        (b"POST /models/%2e%2e/predict HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n", 401),
+        (post("/models/no-such-model/predict", features(ROW)), 404),
+        (post("/models/demo-linear@@x/predict", features(ROW)), 400),
+    ],
+)
+def test_hostile_requests_get_clear_errors(
+    server: ServerProcess, request_bytes: bytes, status: int
+) -> None:
+    with Wire(server) as wire:
+        wire.send(request_bytes)
+        answer = wire.answer()
+    assert answer.status == status, answer.body
+    if answer.headers.get("content-type") == "application/json":
+        assert orjson.loads(answer.body)["error"]
+    if status == 401:
+        assert answer.headers["www-authenticate"] == "Bearer"
+    assert server.is_healthy()
