@@ -223,3 +223,55 @@ def test_hostile_requests_get_clear_errors(
     if status == 401:
         assert answer.headers["www-authenticate"] == "Bearer"
     assert server.is_healthy()
+
+
+def test_refused_requests_leave_no_reference_cycles() -> None:
+    """A failed request's exception is kept by its batcher future; its traceback must not
+    tie that future and the request into a cycle (freed only by full GC passes, which
+    stall the event loop under overload)."""
+    import asyncio
+    import gc
+
+    import numpy as np
+
+    from modelport.api.fastpath import failure_reply
+    from modelport.serving.batching import Batcher, BatchPolicy, Pending, QueueLimits
+    from modelport.serving.predictors import InlinePredictor
+
+    class Model:
+        finite_inputs_only = True
+        default_outputs = ("y",)
+
+        def predict(self, inputs: dict[str, np.ndarray], outputs: frozenset[str]) -> dict:
+            return {"y": inputs["x"]}
+
+        def unload(self) -> None:
+            pass
+
+    async def fail_once(batcher: Batcher) -> None:
+        item = batcher.enqueue({"x": np.ones((1, 1))}, frozenset({"y"}))
+        batcher.abandon(item)  # as a disconnect does: the future holds the error
+        try:
+            await batcher.wait(item)
+            item.future.result()
+        except Exception as exc:
+            failure_reply("/predict", exc)
+
+    async def scenario() -> None:
+        batcher = Batcher(InlinePredictor(Model()), BatchPolicy(), True, QueueLimits())  # type: ignore[arg-type]
+        for _ in range(50):
+            await fail_once(batcher)
+        await batcher.close()
+
+    gc.collect()
+    gc.disable()
+    try:
+        asyncio.run(scenario())
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        cyclic = [o for o in gc.garbage if isinstance(o, Pending)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    assert cyclic == []

@@ -125,3 +125,41 @@ def test_a_client_that_disconnects_frees_its_queued_rows(slow_server: ServerProc
             assert not running.done()  # ... while the big request still runs
             assert running.result().status_code == 200, running.result().text
         assert rows_done() == before + 60_000  # the two abandoned rows were never predicted
+
+
+def test_an_overloaded_model_refuses_on_the_headers(slow_server: ServerProcess) -> None:
+    """With the queue full, a /predict request is answered 503 as soon as its headers
+    arrive, before its body is sent; the connection then carries on normally."""
+    big = {"features": np.random.default_rng(2).random((60_000, 8)).tolist()}
+    row = orjson.dumps({"features": ROW})
+    head = (
+        b"POST /models/slow/predict HTTP/1.1\r\nHost: x\r\n"
+        + f"Authorization: Bearer {ADMIN_KEY}\r\n".encode()
+        + b"Content-Type: application/json\r\n"
+        + f"Content-Length: {len(row)}\r\n\r\n".encode()
+    )
+    with slow_server.http(ADMIN_KEY) as admin:
+
+        def state() -> dict[str, int]:
+            served = admin.get("/api/v1/serving").json()["loaded"]
+            return next(v for v in served if v["model"] == "slow")
+
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            running = pool.submit(_post, slow_server, "/models/slow/predict", big)
+            until(lambda: state()["running_batches"] == 1)
+            queued = [
+                pool.submit(_post, slow_server, "/models/slow/predict", {"features": ROW})
+                for _ in range(2)
+            ]
+            until(lambda: state()["queued_rows"] == 2)  # the queue is full (2 rows)
+            with socket.create_connection(("127.0.0.1", slow_server.port), timeout=30) as conn:
+                conn.sendall(head)  # no body yet
+                answer = conn.recv(65536)
+                assert answer.startswith(b"HTTP/1.1 503 "), answer
+                assert b"retry-after: 1" in answer.lower()
+                assert b"overloaded" in answer
+                conn.sendall(row)  # the body arrives after its answer: skipped
+                conn.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")
+            assert running.result().status_code == 200
+            assert [f.result().status_code for f in queued] == [200, 200]

@@ -16,6 +16,7 @@ from modelport.errors import InvalidInputError, UnavailableError
 from modelport.runtimes.base import Tensors
 from modelport.serving.batching import Batcher, BatchPolicy, QueueLimits
 from modelport.serving.cost import BatchCost
+from modelport.serving.loop_lag import LoopLag
 from modelport.serving.predictors import ThreadPredictor
 from modelport.types import Signature
 
@@ -207,3 +208,38 @@ def test_the_cost_model_learns_time_per_row_and_fixed_time() -> None:
     assert cost.per_row == pytest.approx(0.00002, rel=1e-3)
     assert cost.fixed == pytest.approx(0.001, rel=1e-3)
     assert cost.estimate(100) == pytest.approx(0.003, rel=1e-3)
+
+
+def test_a_lagging_event_loop_counts_in_the_expected_wait() -> None:
+    """A loop busy elsewhere (a flood of other requests) delays every queued batch: a
+    request is refused at once when that lag alone would pass its deadline."""
+    model = DoublingModel(0.001)
+
+    async def scenario() -> tuple[float, str]:
+        lag = LoopLag()
+        lag.start()
+        b = Batcher(ThreadPredictor(model), BatchPolicy(), True, QueueLimits(), lag)
+        for _ in range(3):  # learn the (small) predict cost
+            await b.submit({"x": np.ones((1, 1))}, frozenset({"y"}), timeout=1.0)
+        assert b.admit(1, timeout=0.1)  # an idle loop: admitted
+        loop = asyncio.get_running_loop()
+        flood: list[asyncio.Handle] = []
+
+        def busy_turn() -> None:  # every turn of the loop now takes 120 ms
+            time.sleep(0.12)
+            flood.append(loop.call_later(0.005, busy_turn))
+
+        flood.append(loop.call_soon(busy_turn))
+        for _ in range(5):
+            await asyncio.sleep(0.01)
+        measured = lag.seconds
+        with pytest.raises(UnavailableError) as refused:
+            b.admit(1, timeout=0.1)
+        flood[-1].cancel()
+        lag.stop()
+        await b.close()
+        return measured, refused.value.message
+
+    measured, message = run(scenario())
+    assert measured > 0.1
+    assert "deadline" in message

@@ -70,6 +70,7 @@ def error_response(
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModelPortError)
+    exc.__traceback__ = None  # see fastpath.failure_reply: no reference cycle per failure
     return error_response(request.url.path, exc.code, exc.message, exc.retry_after)
 
 

@@ -19,8 +19,10 @@ from modelport.api.auth import authorize, authorize_now
 from modelport.api.body import too_large_message
 from modelport.api.errors import error_body
 from modelport.api.handlers import (
+    Admitted,
     Reply,
     RequestMeta,
+    admit_predict,
     default_reference,
     handle_infer,
     handle_predict,
@@ -182,6 +184,10 @@ def failure_reply(path: str, exc: Exception) -> Reply:
         log.error("unexpected error on POST %s", path, exc_info=exc)
         message = "internal server error; see the server log"
         status, body, headers = error_body(path, ErrorCode.INTERNAL, message)
+    # A batcher's future may keep this exception; its traceback (the frames it passed
+    # through, which hold that future) would make a reference cycle per failed request,
+    # left to the garbage collector, whose full passes stall the loop under overload.
+    exc.__traceback__ = None
     return Reply(body, status, headers)
 
 
@@ -283,27 +289,45 @@ class FastPath:
         reference = route.reference(services, params)
         return await route.handler(services, reference, body, head.meta(client_gone))
 
-    def authorize_now(self, route: HotRoute, head: HotHeaders) -> bool:
-        """Whether the caller is allowed ``route``, known without I/O (False: not known
-        yet, ``answer`` looks the key up); raises when the caller is refused."""
-        return authorize_now(self.services, head.authorization, route.scope) is not None
+    def screen_now(self, route: HotRoute, params: list[str], head: HotHeaders) -> Screened:
+        """What can be checked before the body is read, without I/O, in ``answer``'s
+        order: the caller (from the key cache), the declared length, the reference, and
+        for /predict whether the model's queue can take the request. Raises what the
+        request gets as its answer (401, 403, 429, 413, 400, 503)."""
+        services = self.services
+        if authorize_now(services, head.authorization, route.scope) is None:
+            return Screened(authorized=False)  # the key is looked up by ``answer``
+        check_declared_length(head.content_length, services.settings.max_request_bytes)
+        if route.handler is not handle_predict:
+            return Screened(authorized=True)
+        admitted = admit_predict(services, route.reference(services, params))
+        return Screened(authorized=True, admitted=admitted)
 
     def start_now(
-        self, route: HotRoute, params: list[str], head: HotHeaders, body: bytes
+        self, route: HotRoute, params: list[str], head: HotHeaders, body: bytes, screened: Screened
     ) -> RowsCall | None:
-        """After ``authorize_now``: the request queued without awaiting anything when it
-        can be (``predict_reply`` answers it once its future is done), else None."""
-        if route.handler is not handle_predict:
+        """After ``screen_now`` let it through: the request queued without awaiting
+        anything when it can be (``predict_reply`` answers it once its future is done),
+        else None (``answer`` takes it)."""
+        if screened.admitted is None:
             return None
         services = self.services
-        check_declared_length(head.content_length, services.settings.max_request_bytes)
         reference = route.reference(services, params)
-        return start_predict(services, reference, body, head.content_type or "")
+        content_type = head.content_type or ""
+        return start_predict(services, reference, body, content_type, screened.admitted)
 
     @property
     def services(self) -> Services:
         services: Services = self.app.state.services
         return services
+
+
+@dataclass(frozen=True)
+class Screened:
+    """What ``FastPath.screen_now`` found before the body was read."""
+
+    authorized: bool
+    admitted: Admitted | None = None
 
 
 @dataclass(frozen=True)

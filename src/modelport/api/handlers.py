@@ -11,7 +11,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from modelport.api.body import json_object
 from modelport.api.codec import rows_from_json
@@ -27,9 +27,10 @@ from modelport.api.v2_codec import (
 )
 from modelport.errors import InvalidInputError, NotFoundError
 from modelport.registry.references import Reference, parse_reference
-from modelport.serving.batching import ClientGone
+from modelport.serving.batching import Admission, ClientGone
 from modelport.serving.dataplane import RowsCall
 from modelport.serving.inference import InferenceRequest, Tensor
+from modelport.serving.model_cache import ServedModel
 from modelport.types import Signature
 
 
@@ -94,22 +95,47 @@ async def handle_predict(
 
 
 def start_predict(
-    services: Services, reference: Reference, body: bytes, content_type: str
+    services: Services,
+    reference: Reference,
+    body: bytes,
+    content_type: str,
+    admitted: Admitted | None = None,
 ) -> RowsCall | None:
     """The tutorial's body for a loaded one-input numeric model, queued without awaiting
     anything (``predict_reply`` once its future is done); None when ``handle_predict``'s
-    general path must take the request. Raises what the request gets as an error."""
-    dataplane = services.dataplane
-    served = dataplane.served_now(reference)
+    general path must take the request. Raises what the request gets as an error.
+    ``admitted``: what ``admit_predict`` said of this request already."""
+    if admitted is None:
+        if b'"params"' in body:  # a per-request timeout: admitted with its rows
+            admitted = Admitted(services.dataplane.served_now(reference), None)
+        else:
+            admitted = admit_predict(services, reference)
+    served, admission = admitted
     if served is None or served.row_input is None or len(body) >= OFF_LOOP_BYTES:
         return None
-    admission = None
-    if b'"params"' not in body:  # no per-request timeout: the server's default applies
-        admission = dataplane.admit_row(served)  # overloaded: say so before decoding
     document = json_object(body, content_type)
     if len(document) != 1 or "features" not in document:
         return None
-    return dataplane.start_rows(served, rows_from_json(document["features"]), admission)
+    rows = rows_from_json(document["features"])
+    return services.dataplane.start_rows(served, rows, admission)
+
+
+class Admitted(NamedTuple):
+    """A /predict request's loaded version (None: not loaded, or not one for the short
+    path) and, when its queue could take a row, the admission of a one-row request."""
+
+    served: ServedModel | None
+    admission: Admission | None
+
+
+def admit_predict(services: Services, reference: Reference) -> Admitted:
+    """Refuse at once (503), before its body is even read, a /predict request for a
+    loaded version whose queue could not take one more row."""
+    dataplane = services.dataplane
+    served = dataplane.served_now(reference)
+    if served is None or served.row_input is None:
+        return Admitted(served, None)
+    return Admitted(served, dataplane.admit_row(served))
 
 
 def predict_reply(call: RowsCall) -> Reply:

@@ -29,6 +29,7 @@ from modelport.api.fastpath import (
     FastPath,
     HotHeaders,
     HotRoute,
+    Screened,
     failure_reply,
     match_hot_route,
 )
@@ -56,11 +57,11 @@ class _Exchange:
         "disconnected",
         "head",
         "keep_alive",
-        "message_event",
         "params",
         "path",
         "response_complete",
         "route",
+        "screened",
     )
 
     def __init__(
@@ -74,10 +75,16 @@ class _Exchange:
         self.keep_alive = keep_alive
         self.disconnected = False
         self.response_complete = False
-        self.message_event = self
-        """uvicorn calls ``cycle.message_event.set()`` when the connection is lost."""
         self.call: RowsCall | None = None
+        self.screened: Screened | None = None
         self._gone: asyncio.Future[None] | None = None
+
+    @property
+    def message_event(self) -> _Exchange:
+        """uvicorn calls ``cycle.message_event.set()`` when the connection is lost (a
+        property, not an attribute: a reference to itself would make every exchange a
+        reference cycle, left to the garbage collector)."""
+        return self
 
     def set(self) -> None:
         if not self.disconnected:
@@ -126,12 +133,23 @@ class DirectHttpProtocol(HttpToolsProtocol):
             return
         self._reading = exchange
         self.cycle = exchange  # type: ignore[assignment]
+        fast = self._fast
+        assert fast is not None
+        try:
+            exchange.screened = fast.screen_now(exchange.route, exchange.params, exchange.head)
+        except Exception as exc:
+            # Refused on its headers (an overloaded model, a bad key...): answered now,
+            # while the parser skips its body; shedding load costs no body decoding.
+            self._answering = exchange
+            self._respond(exchange, failure_reply(exchange.path, exc))
 
     def on_body(self, body: bytes) -> None:
-        if self._reading is None:
+        exchange = self._reading
+        if exchange is None:
             super().on_body(body)
             return
-        self._reading.chunks.append(body)
+        if not exchange.response_complete:
+            exchange.chunks.append(body)
 
     def on_message_complete(self) -> None:
         exchange = self._reading
@@ -139,16 +157,16 @@ class DirectHttpProtocol(HttpToolsProtocol):
             super().on_message_complete()
             return
         self._reading = None
+        if exchange.response_complete:  # refused on its headers
+            return
         self._answering = exchange
         fast = self._fast
-        assert fast is not None
+        screened = exchange.screened
+        assert fast is not None and screened is not None
         chunks = exchange.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
-            authorized = fast.authorize_now(exchange.route, exchange.head)
-            call = None
-            if authorized:
-                call = fast.start_now(exchange.route, exchange.params, exchange.head, body)
+            call = fast.start_now(exchange.route, exchange.params, exchange.head, body, screened)
         except Exception as exc:
             self._respond(exchange, failure_reply(exchange.path, exc))
             return
@@ -156,7 +174,7 @@ class DirectHttpProtocol(HttpToolsProtocol):
             exchange.call = call
             call.future.add_done_callback(lambda _: self._finish(exchange, call))
             return
-        task = self.loop.create_task(self._answer(exchange, body, authorized))
+        task = self.loop.create_task(self._answer(exchange, body, screened.authorized))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 

@@ -6,9 +6,10 @@ low load. With ``max_batch_delay_ms`` an idle model may also hold the first requ
 little, but only while that pays: more rows are expected before the delay ends, and the
 batch still finishes before the oldest caller's deadline (both from learned costs:
 predict time ≈ a·rows + b, and the arrival rate). A request that cannot be answered within
-its deadline (its timeout, or the version's latency target) is refused at once with a
-503 rather than left to grow the queue. If a batch of several callers fails, each caller
-is retried alone so that only the request that caused the failure fails.
+its deadline (its timeout, or the version's latency target; the event loop's current lag
+counts too) is refused at once with a 503 rather than left to grow the queue. If a batch of
+several callers fails, each caller is retried alone so that only the request that caused
+the failure fails.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from modelport.errors import ModelPortError, UnavailableError
 from modelport.runtimes.base import Tensors
 from modelport.serving.cost import ArrivalRate, BatchCost
 from modelport.serving.failures import as_domain_error
+from modelport.serving.loop_lag import LoopLag
 from modelport.serving.predictors import Predictor
 from modelport.serving.statistics import BatchStatistics
 
@@ -42,6 +44,8 @@ shorter waits are not worth it)."""
 
 GATHER_ROUNDS = 4
 """Event-loop turns a batch waits at most for requests already arriving."""
+GATHER_ROUND_LIMIT_S = 0.002
+"""No further turn once one took longer than this."""
 
 
 class Admission(NamedTuple):
@@ -92,8 +96,10 @@ class Batcher:
         policy: BatchPolicy,
         batchable: bool,
         limits: QueueLimits | None = None,
+        loop_lag: LoopLag | None = None,
     ) -> None:
         self._predictor = predictor
+        self._loop_lag = loop_lag
         self.policy = policy
         self._max_rows = policy.max_batch_size if batchable else 1
         self._limits = limits or QueueLimits()
@@ -273,7 +279,8 @@ class Batcher:
         batches = min(math.ceil(ahead / self._max_rows), len(self._pending) + 1)
         work = self.cost.per_row * ahead + self.cost.fixed * batches
         in_progress = max(0.0, self._busy_until - now) if self._running else 0.0
-        return in_progress + work / self._slots
+        lag = self._loop_lag.seconds if self._loop_lag is not None else 0.0
+        return lag + in_progress + work / self._slots
 
     async def close(self) -> None:
         if self._worker is not None:
@@ -323,10 +330,12 @@ class Batcher:
         requests whose bytes have already arrived are read and queued, and join this batch
         instead of waiting a whole predict for the next one."""
         for _ in range(GATHER_ROUNDS):
-            queued = self._queued_rows
+            queued, started = self._queued_rows, time.perf_counter()
             await asyncio.sleep(0)
             if self._queued_rows == queued or self._queued_rows >= self._max_rows:
                 return
+            if time.perf_counter() - started > GATHER_ROUND_LIMIT_S:
+                return  # a busy loop: another turn would delay the queued callers
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         self._batches.discard(task)

@@ -20,6 +20,7 @@ from prometheus_client import Histogram
 from modelport.runtimes.base import LoadedModel
 from modelport.runtimes.loader import load_version, synthetic_inputs
 from modelport.serving.batching import Batcher, BatchPolicy, QueueLimits
+from modelport.serving.loop_lag import LoopLag
 from modelport.serving.predictors import (
     InlinePredictor,
     Predictor,
@@ -154,6 +155,7 @@ class ModelCache:
         self._allow_pickle = allow_pickle
         self._defaults = defaults or ServingDefaults()
         self._limits = limits or QueueLimits()
+        self.loop_lag = LoopLag()
         self.memory_limit = memory_limit_bytes
         self._pinned = pinned
         self.counters = CacheCounters()
@@ -277,7 +279,10 @@ class ModelCache:
             max_batch_delay_s=config.max_batch_delay_ms / 1000,
             latency_target_s=config.latency_target_ms / 1000 if config.latency_target_ms else None,
         )
-        batcher = Batcher(predictor, policy, _is_batchable(version.signature), self._limits)
+        self.loop_lag.start()
+        batcher = Batcher(
+            predictor, policy, _is_batchable(version.signature), self._limits, self.loop_lag
+        )
         load_seconds = time.perf_counter() - started
         log.info(
             "loaded %s@%d in %.1f ms (predict %s, %s)",
@@ -320,6 +325,7 @@ class ModelCache:
         return len(keys)
 
     async def close(self) -> None:
+        self.loop_lag.stop()
         for task in list(self._retiring):
             task.cancel()
         for name, _ in list(self._served):
