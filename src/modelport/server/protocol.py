@@ -247,6 +247,10 @@ class DirectHttpProtocol(HttpToolsProtocol):
         transport.write(self._encode(reply, exchange.keep_alive))
         if not exchange.keep_alive:
             transport.close()
+        if self.cycle is exchange:  # type: ignore[comparison-overlap]
+            # Nothing of the request stays with the idle connection.
+            self.cycle = None  # type: ignore[assignment]
+            self.headers = []
         self.on_response_complete()
 
     def _encode(self, reply: Reply, keep_alive: bool) -> bytes:
