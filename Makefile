@@ -1,5 +1,6 @@
 # ModelPort — `make serve` and `make test` create .venv when missing and install the
-# project with its dev extras first.
+# project with its dev extras first; `make test` also installs every model framework extra
+# (`make serve` stays on the core install: a framework is needed only for its models).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,17 +14,23 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
 	@touch $(STAMP)
 
+FRAMEWORKS_STAMP := $(VENV)/.frameworks-stamp
+
+$(FRAMEWORKS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev,frameworks]'
+	@touch $(FRAMEWORKS_STAMP)
+
 install: $(STAMP)
 
 serve: $(STAMP)
 	$(BIN)/modelport serve $(ARGS)
 
-lint: $(STAMP)
+lint: $(FRAMEWORKS_STAMP)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/lint-imports
 
-typecheck: $(STAMP)
+typecheck: $(FRAMEWORKS_STAMP)
 	$(BIN)/mypy
 
 test: lint typecheck

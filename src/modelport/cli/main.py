@@ -112,7 +112,14 @@ def serve(
 @models_app.command("push")
 @clean_errors
 def push(
-    path: Annotated[Path, typer.Argument(help="Model file (.skops).", exists=True, dir_okay=False)],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="Model file: .skops, .onnx, XGBoost .json/.ubj, LightGBM .txt, or a plugin's.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
     name: Annotated[str, typer.Option("--name", "-n", help="Model name.")],
     alias: Annotated[str | None, typer.Option(help="Alias to point at the new version.")] = None,
     description: Annotated[str, typer.Option(help="Version description.")] = "",

@@ -1,12 +1,10 @@
-"""Recognise an artifact's format from its bytes, never from its name."""
+"""Recognise the built-in formats from an artifact's first bytes, never from its name."""
 
 from __future__ import annotations
 
 import zipfile
 from enum import StrEnum
 from pathlib import Path
-
-from modelport.errors import InvalidInputError
 
 _COMPRESSED_JOBLIB_MAGIC = (
     b"\x1f\x8b",  # gzip
@@ -26,22 +24,35 @@ class ArtifactFormat(StrEnum):
     SKOPS = "skops"
     PICKLE = "pickle"
     ONNX = "onnx"
+    XGBOOST_JSON = "xgboost-json"
+    XGBOOST_UBJ = "xgboost-ubj"
+    LIGHTGBM_TEXT = "lightgbm-text"
 
 
-def detect_format(path: Path) -> ArtifactFormat:
-    """Return the artifact's format, reading only its header (nothing is deserialised)."""
-    with path.open("rb") as stream:
-        head = stream.read(16)
+def sklearn_format(path: Path, head: bytes) -> ArtifactFormat | None:
     if head.startswith(b"PK\x03\x04") and _is_skops_archive(path):
         return ArtifactFormat.SKOPS
     if head[:1] == b"\x80" or head.startswith(_COMPRESSED_JOBLIB_MAGIC) or head[:1] == b"x":
         return ArtifactFormat.PICKLE
-    if head[:1] == _ONNX_IR_VERSION_TAG:
-        return ArtifactFormat.ONNX
-    raise InvalidInputError(
-        "unrecognised model file: ModelPort accepts scikit-learn models saved with skops "
-        "(skops.io.dump(model, 'model.skops')) and ONNX models (.onnx)"
-    )
+    return None
+
+
+def is_onnx(head: bytes) -> bool:
+    return head[:1] == _ONNX_IR_VERSION_TAG
+
+
+def xgboost_format(head: bytes) -> ArtifactFormat | None:
+    """XGBoost's own formats: a JSON object whose first key is "learner", or the same
+    document in UBJSON (``{``, then the key's length and "learner")."""
+    if head.lstrip().startswith(b'{"learner"'):
+        return ArtifactFormat.XGBOOST_JSON
+    if head.startswith(b"{") and head[1:24].find(b"learner") > 0:
+        return ArtifactFormat.XGBOOST_UBJ
+    return None
+
+
+def is_lightgbm_text(head: bytes) -> bool:
+    return head.startswith(b"tree\nversion=")
 
 
 def _is_skops_archive(path: Path) -> bool:

@@ -1,11 +1,12 @@
-"""Which runtime handles which format: inspection of uploads and loading for serving."""
+"""Which runtime handles which format: inspection of uploads and loading for serving
+(the runtimes themselves are plugins: ``modelport.runtimes.plugins``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from modelport.runtimes.base import InspectedArtifact, LoadedModel, synthetic_inputs
-from modelport.runtimes.formats import ArtifactFormat, detect_format
+from modelport.runtimes.plugins import InspectOptions, LoadOptions, detect, runtime_for
 from modelport.types import Signature, VersionInfo
 
 
@@ -14,41 +15,23 @@ def inspect_upload(
 ) -> InspectedArtifact:
     """Check that an upload is a model ModelPort can serve safely and describe it; a
     given signature is checked against the one read from the model."""
-    fmt = detect_format(path)
-    if fmt is ArtifactFormat.ONNX:
-        from modelport.runtimes import onnx
-
-        inspected = onnx.inspect_artifact(path, signature)
-    else:
-        from modelport.runtimes import sklearn
-
-        inspected = sklearn.inspect_artifact(path, fmt, allow_pickle, uploader_is_admin, signature)
-    return inspected
+    runtime, fmt = detect(path)
+    return runtime.inspect(path, fmt, InspectOptions(allow_pickle, uploader_is_admin, signature))
 
 
 def load_model(
     path: Path,
-    fmt: ArtifactFormat,
+    fmt: str,
     signature: Signature,
     trusted: bool,
     allow_pickle: bool,
     share_dir: Path | None = None,
 ) -> LoadedModel:
     """Load a verified artifact with the runtime of its format. With ``share_dir``, a
-    scikit-learn model's large arrays become memory maps shared by every process that
-    loads the same artifact."""
-    if fmt is ArtifactFormat.ONNX:
-        from modelport.runtimes.onnx import OnnxModel
-
-        return OnnxModel(path, signature)
-    from modelport.runtimes.sklearn import SklearnModel, load_estimator
-
-    estimator = load_estimator(path, fmt, trusted, allow_pickle)
-    if share_dir is not None:
-        from modelport.runtimes.shared_arrays import share_arrays
-
-        share_arrays(estimator, share_dir)
-    return SklearnModel(estimator, signature)
+    runtime may keep large arrays as memory maps shared by every process that loads the
+    same artifact (scikit-learn does)."""
+    options = LoadOptions(trusted, allow_pickle, share_dir)
+    return runtime_for(fmt).load(path, fmt, signature, options)
 
 
 def load_version(
@@ -58,12 +41,7 @@ def load_version(
     own subfolder is used)."""
     share_dir = shared_arrays / version.artifact_sha256 if shared_arrays is not None else None
     return load_model(
-        path,
-        ArtifactFormat(version.format),
-        version.signature,
-        version.trusted,
-        allow_pickle,
-        share_dir,
+        path, version.format, version.signature, version.trusted, allow_pickle, share_dir
     )
 
 

@@ -11,6 +11,8 @@ import numpy as np
 
 from modelport.errors import InvalidInputError
 from modelport.runtimes.base import InspectedArtifact, Tensors
+from modelport.runtimes.formats import ArtifactFormat, is_onnx
+from modelport.runtimes.plugins import InspectOptions, LoadOptions
 from modelport.runtimes.signatures import check_given_signature
 from modelport.types import Datatype, Signature, TensorSpec
 
@@ -58,6 +60,22 @@ def signature_of(session: Any) -> Signature:
         inputs=[_spec(node) for node in session.get_inputs()],
         outputs=[_spec(node) for node in session.get_outputs()],
     )
+
+
+class OnnxRuntime:
+    """ONNX models, run by onnxruntime."""
+
+    name = "onnx"
+    formats: tuple[str, ...] = (ArtifactFormat.ONNX,)
+
+    def detect(self, path: Path, head: bytes) -> str | None:
+        return ArtifactFormat.ONNX if is_onnx(head) else None
+
+    def inspect(self, path: Path, fmt: str, options: InspectOptions) -> InspectedArtifact:
+        return inspect_artifact(path, options.signature)
+
+    def load(self, path: Path, fmt: str, signature: Signature, options: LoadOptions) -> OnnxModel:
+        return OnnxModel(path, signature)
 
 
 def inspect_artifact(path: Path, signature: Signature | None) -> InspectedArtifact:

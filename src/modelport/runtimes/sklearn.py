@@ -12,7 +12,8 @@ import numpy as np
 
 from modelport.errors import ForbiddenError, InvalidInputError, UnavailableError
 from modelport.runtimes.base import InspectedArtifact, Tensors, synthetic_inputs
-from modelport.runtimes.formats import ArtifactFormat
+from modelport.runtimes.formats import ArtifactFormat, sklearn_format
+from modelport.runtimes.plugins import InspectOptions, LoadOptions
 from modelport.runtimes.signatures import check_given_signature
 from modelport.runtimes.sklearn_trusted import TRUSTED_SKOPS_TYPES
 from modelport.tensors.dtypes import datatype_of
@@ -25,6 +26,35 @@ PICKLE_REFUSED = (
     "`modelport models push FILE --name NAME --convert skops`"
 )
 TEXT_VECTORIZERS = ("CountVectorizer", "TfidfVectorizer", "HashingVectorizer")
+
+
+class SklearnRuntime:
+    """scikit-learn estimators and pipelines: skops files, and trusted pickles."""
+
+    name = "sklearn"
+    formats: tuple[str, ...] = (ArtifactFormat.SKOPS, ArtifactFormat.PICKLE)
+
+    def detect(self, path: Path, head: bytes) -> str | None:
+        return sklearn_format(path, head)
+
+    def inspect(self, path: Path, fmt: str, options: InspectOptions) -> InspectedArtifact:
+        return inspect_artifact(
+            path,
+            ArtifactFormat(fmt),
+            options.allow_pickle,
+            options.uploader_is_admin,
+            options.signature,
+        )
+
+    def load(
+        self, path: Path, fmt: str, signature: Signature, options: LoadOptions
+    ) -> SklearnModel:
+        estimator = load_estimator(path, ArtifactFormat(fmt), options.trusted, options.allow_pickle)
+        if options.share_dir is not None:
+            from modelport.runtimes.shared_arrays import share_arrays
+
+            share_arrays(estimator, options.share_dir)
+        return SklearnModel(estimator, signature)
 
 
 def load_estimator(path: Path, fmt: ArtifactFormat, trusted: bool, allow_pickle: bool) -> Any:

@@ -45,6 +45,7 @@ def run_server(overrides: dict[str, Any]) -> None:
         "access_log": False,
         "server_header": False,
         "proxy_headers": False,  # nothing reads the client address; saves a layer per request
+        "backlog": LISTEN_BACKLOG,
     }
     if settings.workers == 1:
         uvicorn.run(FastPath(create_app(settings)), **options)
@@ -56,6 +57,10 @@ def run_server(overrides: dict[str, Any]) -> None:
     os.environ[WORKER_SETTINGS] = _dump_settings(settings)
     uvicorn.run(f"{__name__}:worker_app", factory=True, workers=settings.workers, **options)
 
+
+LISTEN_BACKLOG = 4096
+"""Connections the kernel holds until the server accepts them (capped by
+net.core.somaxconn): a flood of new connections must not crowd out a health probe."""
 
 WORKER_SETTINGS = "MODELPORT_WORKER_SETTINGS"
 """The settings of ``--workers N`` processes, as JSON (the secret included)."""

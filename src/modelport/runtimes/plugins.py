@@ -1,0 +1,145 @@
+"""Runtimes as plugins. A runtime owns some artifact formats, recognises them from an
+artifact's first bytes (never its name), inspects uploads (is it a model it can serve
+safely, and what is its signature) and loads versions for serving.
+
+The built-in runtimes (scikit-learn, ONNX, XGBoost, LightGBM) come first; a package adds
+one by naming an object or class with this contract under the ``modelport.runtimes``
+entry-point group, e.g. in its ``pyproject.toml``::
+
+    [project.entry-points."modelport.runtimes"]
+    my-format = "my_package.runtime:MyRuntime"
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from modelport.errors import InvalidInputError
+from modelport.runtimes.base import InspectedArtifact, LoadedModel
+from modelport.types import Signature
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "modelport.runtimes"
+HEAD_BYTES = 64
+"""What ``detect`` sees of an artifact."""
+
+
+@dataclass(frozen=True)
+class InspectOptions:
+    allow_pickle: bool
+    """The server serves trusted pickles (``--allow-pickle``)."""
+    uploader_is_admin: bool
+    signature: Signature | None
+    """The signature the uploader gave, to check against the model's own."""
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    trusted: bool
+    allow_pickle: bool
+    share_dir: Path | None = None
+    """Where a runtime may keep memory-mappable copies of large arrays (shared by every
+    process that serves the version)."""
+
+
+@runtime_checkable
+class Runtime(Protocol):
+    name: str
+    formats: tuple[str, ...]
+
+    def detect(self, path: Path, head: bytes) -> str | None:
+        """The format of the artifact whose first bytes are ``head``, if this runtime's."""
+        ...
+
+    def inspect(self, path: Path, fmt: str, options: InspectOptions) -> InspectedArtifact: ...
+
+    def load(
+        self, path: Path, fmt: str, signature: Signature, options: LoadOptions
+    ) -> LoadedModel: ...
+
+
+BUILTIN = ("sklearn", "onnx", "xgboost", "lightgbm")
+
+
+def _builtin() -> list[Runtime]:
+    from modelport.runtimes.lightgbm import LightGBMRuntime
+    from modelport.runtimes.onnx import OnnxRuntime
+    from modelport.runtimes.sklearn import SklearnRuntime
+    from modelport.runtimes.xgboost import XGBoostRuntime
+
+    return [SklearnRuntime(), OnnxRuntime(), XGBoostRuntime(), LightGBMRuntime()]
+
+
+def _from_entry_points() -> Iterable[Runtime]:
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            found = entry.load()
+            runtime = found() if isinstance(found, type) else found
+        except Exception as exc:  # a broken plugin must not take the server down
+            log.warning("runtime plugin %s could not be loaded: %s", entry.name, exc)
+            continue
+        if not isinstance(runtime, Runtime):
+            log.warning("runtime plugin %s does not implement the runtime contract", entry.name)
+            continue
+        yield runtime
+
+
+@functools.cache
+def runtimes() -> tuple[Runtime, ...]:
+    """Every runtime, built-in ones first."""
+    found = _builtin()
+    names = {runtime.name for runtime in found}
+    for runtime in _from_entry_points():
+        if runtime.name in names:
+            log.warning("runtime plugin %s is ignored: the name is taken", runtime.name)
+            continue
+        names.add(runtime.name)
+        found.append(runtime)
+    return tuple(found)
+
+
+def detect(path: Path) -> tuple[Runtime, str]:
+    """The runtime and format of an artifact, from its first bytes."""
+    with path.open("rb") as stream:
+        head = stream.read(HEAD_BYTES)
+    for runtime in runtimes():
+        fmt = runtime.detect(path, head)
+        if fmt is not None:
+            return runtime, fmt
+    raise InvalidInputError(
+        "unrecognised model file: ModelPort accepts scikit-learn models saved with skops "
+        "(skops.io.dump(model, 'model.skops')), ONNX models (.onnx), XGBoost models saved "
+        "as JSON or UBJSON (booster.save_model('model.json')) and LightGBM text models "
+        "(booster.save_model('model.txt'))" + _plugin_formats()
+    )
+
+
+def _plugin_formats() -> str:
+    extra = [fmt for r in runtimes() if r.name not in BUILTIN for fmt in r.formats]
+    return f", and through plugins: {', '.join(extra)}" if extra else ""
+
+
+def runtime_for(fmt: str) -> Runtime:
+    """The runtime that owns format ``fmt``."""
+    for runtime in runtimes():
+        if fmt in runtime.formats:
+            return runtime
+    raise InvalidInputError(
+        f"no installed runtime serves the format '{fmt}'; install the plugin that provides "
+        f"it (entry-point group '{ENTRY_POINT_GROUP}')"
+    )
+
+
+def missing_framework(package: str, extra: str, what: str) -> InvalidInputError:
+    """The error for a model whose framework is not installed."""
+    return InvalidInputError(
+        f"this is {what}, but the '{package}' package is not installed on the server; "
+        f"install it with: pip install 'modelport[{extra}]'"
+    )
