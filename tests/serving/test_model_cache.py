@@ -41,3 +41,18 @@ def test_least_recently_used_models_are_unloaded_to_fit_the_budget(tmp_path: Pat
             predict("m1")
             predict("m0")  # loads again; m2 is now the least recently used
             assert ready() == {"m1", "m0"}
+
+
+def test_where_predict_runs_follows_its_cost_and_the_cores() -> None:
+    from modelport.serving.model_cache import default_workers, runs_inline
+
+    # One core: a thread runs nothing in parallel, so a few milliseconds stay inline.
+    assert runs_inline(0.003, cpus=1) and not runs_inline(0.003, cpus=4)
+    assert runs_inline(0.0005, cpus=4)
+    assert not runs_inline(0.050, cpus=1)  # long predicts keep the loop responsive
+    assert not runs_inline(None, cpus=1)  # unknown cost: a thread
+    # Processes only with a core to spare, and only for slow predicts.
+    assert default_workers(0.050, cpus=1) == 0
+    assert default_workers(0.003, cpus=4) == 0
+    assert default_workers(0.050, cpus=4) == 3
+    assert default_workers(0.050, cpus=32) == 8

@@ -38,6 +38,14 @@ INLINE_PREDICT_LIMIT_S = 0.002
 """Models whose one-row predict is faster than this run on the event loop: a thread hop
 would cost more than the prediction itself."""
 
+ONE_CORE_INLINE_LIMIT_S = 0.010
+"""With a single usable core a predict thread runs nothing in parallel, and every hand-over
+of the GIL between it and the event loop can wait a switch interval (5 ms): there, models
+up to this one-row predict time run on the event loop too (measured with a 2-4 ms
+HistGradientBoosting model at 128 connections: 4.8k req/s and p99 45-49 ms inline against
+4.1-4.4k and 51-58 ms on a thread). Slower ones keep a thread, so that the loop stays
+responsive while they predict."""
+
 PROCESS_PREDICT_MIN_S = 0.005
 """With cores to spare, models whose one-row predict takes at least this long get worker
 processes by default: the hand-over (~100 µs) is small beside the predict time."""
@@ -124,6 +132,14 @@ def _is_batchable(signature: Signature) -> bool:
 
 def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def runs_inline(predict_seconds: float | None, cpus: int) -> bool:
+    """Whether a version without worker processes predicts on the event loop (else on a
+    thread): when its one-row predict (from the warm-up; None: unknown) is fast enough."""
+    if predict_seconds is None:
+        return False
+    return predict_seconds < (ONE_CORE_INLINE_LIMIT_S if cpus < 2 else INLINE_PREDICT_LIMIT_S)
 
 
 def default_workers(predict_seconds: float | None, cpus: int) -> int:
@@ -270,7 +286,7 @@ class ModelCache:
             finally:
                 await asyncio.to_thread(model.unload)  # the workers hold their own copies
             predictor: Predictor = ProcessPredictor(pool)
-        elif predict_seconds is not None and predict_seconds < INLINE_PREDICT_LIMIT_S:
+        elif runs_inline(predict_seconds, cpus):
             predictor = InlinePredictor(model)
         else:
             predictor = ThreadPredictor(model)
