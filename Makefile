@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 FRAMEWORKS_STAMP := $(VENV)/.frameworks-stamp
 
 $(FRAMEWORKS_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev,frameworks]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev,frameworks,convert]'
 	@touch $(FRAMEWORKS_STAMP)
 
 install: $(STAMP)

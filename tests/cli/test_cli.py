@@ -93,6 +93,46 @@ def test_push_converts_joblib_to_skops_locally(server: ServerProcess, tmp_path: 
     assert np.allclose(json.loads(predicted.stdout)["prediction"], estimator.predict(x[:1]))
 
 
+def test_push_converts_to_onnx_after_checking_predictions(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    from sklearn.datasets import make_classification
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y = make_classification(n_samples=400, n_features=8, n_informative=5, random_state=3)
+    classifier = HistGradientBoostingClassifier(max_iter=30, random_state=0).fit(x, y)
+    path = save_joblib(classifier, tmp_path / "hgb.joblib")
+    pushed = modelport(
+        server, "models", "push", str(path), "--name", "as-onnx", "--convert", "onnx"
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    assert "agrees with the original on 512 rows" in pushed.stdout
+    assert "(onnx," in pushed.stdout
+    answer = modelport(server, "predict", "as-onnx", "--data", json.dumps(x[:20].tolist()))
+    assert answer.returncode == 0, answer.stderr
+    assert json.loads(answer.stdout)["prediction"] == classifier.predict(x[:20]).tolist()
+
+    from sklearn.kernel_ridge import KernelRidge  # skl2onnx has no converter for it
+
+    unsupported = KernelRidge().fit(x, y)
+    refused = modelport(
+        server,
+        "models",
+        "push",
+        str(save_joblib(unsupported, tmp_path / "kernel-ridge.joblib")),
+        "--name",
+        "not-convertible",
+        "--convert",
+        "onnx",
+    )
+    assert refused.returncode == 1
+    assert "skl2onnx cannot convert this KernelRidge" in refused.stderr
+    assert "push it as skops instead" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    listed = modelport(server, "models", "list")
+    assert "not-convertible" not in listed.stdout
+
+
 def test_delete_asks_unless_yes(server: ServerProcess, tmp_path: Path) -> None:
     path = save_skops(regression(seed=14)[0], tmp_path / "m.skops")
     assert modelport(server, "models", "push", str(path), "--name", "doomed").returncode == 0

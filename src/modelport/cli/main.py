@@ -126,7 +126,10 @@ def push(
     metrics: Annotated[str | None, typer.Option(help='JSON, e.g. {"r2": 0.9}.')] = None,
     convert: Annotated[
         str | None,
-        typer.Option(help="'skops': convert a local joblib/pickle file before uploading."),
+        typer.Option(
+            help="'skops': convert a local joblib/pickle file before uploading; 'onnx': "
+            "convert a scikit-learn model with skl2onnx, checked against its predictions."
+        ),
     ] = None,
     url: UrlOption = None,
     api_key: KeyOption = None,
@@ -135,12 +138,22 @@ def push(
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     upload = path
-    if convert is not None:
-        if convert != "skops":
-            raise fail("--convert accepts only 'skops'")
+    if convert == "skops":
         from modelport.cli.convert import convert_to_skops
 
         upload = convert_to_skops(path)
+    elif convert == "onnx":
+        from modelport.cli.convert import convert_to_onnx
+
+        converted = convert_to_onnx(path)
+        upload = converted.path
+        console.print(
+            f"converted to ONNX: agrees with the original on {converted.checked_rows} rows "
+            f"(largest difference {converted.max_difference:.2g}); one-row predict "
+            f"{converted.speedup:.1f}x faster"
+        )
+    elif convert is not None:
+        raise fail("--convert accepts 'skops' or 'onnx'")
     try:
         with Progress(
             "[progress.description]{task.description}",
