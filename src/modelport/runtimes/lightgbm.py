@@ -9,7 +9,6 @@ regression, probabilities for classification); classifiers also answer ``label``
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +56,7 @@ class LightGBMRuntime:
         self, path: Path, fmt: str, signature: Signature, options: LoadOptions
     ) -> LightGBMModel:
         booster, _ = _load(path)
-        return LightGBMModel(booster, signature)
+        return LightGBMModel(booster, signature, options.threads)
 
 
 def _load(path: Path) -> tuple[Any, str]:
@@ -111,11 +110,11 @@ def _signature(booster: Any, objective: str) -> Signature:
 class LightGBMModel:
     finite_inputs_only = False  # NaN means "missing" to LightGBM
 
-    def __init__(self, booster: Any, signature: Signature) -> None:
+    def __init__(self, booster: Any, signature: Signature, threads: int = 1) -> None:
         self.booster = booster
         self.signature = signature
         self.default_outputs = ["predict"]
-        self._threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        self._threads = threads
 
     def predict(self, inputs: Tensors, outputs: frozenset[str]) -> Tensors:
         features = np.ascontiguousarray(inputs[INPUT], dtype=np.float64)

@@ -26,22 +26,27 @@ def load_model(
     trusted: bool,
     allow_pickle: bool,
     share_dir: Path | None = None,
+    threads: int = 1,
 ) -> LoadedModel:
     """Load a verified artifact with the runtime of its format. With ``share_dir``, a
     runtime may keep large arrays as memory maps shared by every process that loads the
-    same artifact (scikit-learn does)."""
-    options = LoadOptions(trusted, allow_pickle, share_dir)
+    same artifact (scikit-learn does); ``threads``: cores one predict call may use."""
+    options = LoadOptions(trusted, allow_pickle, share_dir, threads)
     return runtime_for(fmt).load(path, fmt, signature, options)
 
 
 def load_version(
-    path: Path, version: VersionInfo, allow_pickle: bool, shared_arrays: Path | None = None
+    path: Path,
+    version: VersionInfo,
+    allow_pickle: bool,
+    shared_arrays: Path | None = None,
+    threads: int = 1,
 ) -> LoadedModel:
     """Load a version; ``shared_arrays`` is the folder of shared array files (the version's
     own subfolder is used)."""
     share_dir = shared_arrays / version.artifact_sha256 if shared_arrays is not None else None
     return load_model(
-        path, version.format, version.signature, version.trusted, allow_pickle, share_dir
+        path, version.format, version.signature, version.trusted, allow_pickle, share_dir, threads
     )
 
 

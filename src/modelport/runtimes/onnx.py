@@ -75,7 +75,7 @@ class OnnxRuntime:
         return inspect_artifact(path, options.signature)
 
     def load(self, path: Path, fmt: str, signature: Signature, options: LoadOptions) -> OnnxModel:
-        return OnnxModel(path, signature)
+        return OnnxModel(path, signature, options.threads)
 
 
 def inspect_artifact(path: Path, signature: Signature | None) -> InspectedArtifact:
@@ -98,8 +98,8 @@ class OnnxModel:
 
     finite_inputs_only = False
 
-    def __init__(self, path: Path, signature: Signature) -> None:
-        self.session = _session(path)
+    def __init__(self, path: Path, signature: Signature, threads: int = 1) -> None:
+        self.session = _session(path, threads)
         self.signature = signature
         self.default_outputs = [spec.name for spec in signature.outputs]
 

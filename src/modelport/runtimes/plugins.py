@@ -47,6 +47,9 @@ class LoadOptions:
     share_dir: Path | None = None
     """Where a runtime may keep memory-mappable copies of large arrays (shared by every
     process that serves the version)."""
+    threads: int = 1
+    """Cores one predict call may use (the server's usable cores, or a worker process's
+    share of them)."""
 
 
 @runtime_checkable

@@ -11,7 +11,6 @@ classifiers also answer ``label``.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +57,9 @@ class XGBoostRuntime:
     def load(
         self, path: Path, fmt: str, signature: Signature, options: LoadOptions
     ) -> XGBoostModel:
-        return XGBoostModel(_load(path), signature)
+        booster = _load(path)
+        booster.set_param({"nthread": options.threads})
+        return XGBoostModel(booster, signature)
 
 
 def _load(path: Path) -> Any:
@@ -74,12 +75,8 @@ def _load(path: Path) -> Any:
     except Exception as exc:  # XGBoostError, or a failure to even decode its message
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise InvalidInputError(f"the XGBoost model could not be loaded: {reason}") from None
-    booster.set_param({"nthread": _threads()})
+    booster.set_param({"nthread": 1})
     return booster
-
-
-def _threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
 
 
 def _objective(booster: Any) -> tuple[str, int]:

@@ -267,7 +267,9 @@ class ModelCache:
         defaults = self._defaults
         share = defaults.shared_arrays if defaults.server_processes > 1 else None
         path = await asyncio.to_thread(self._artifacts.verified_path, version.artifact_sha256)
-        model = await asyncio.to_thread(load_version, path, version, self._allow_pickle, share)
+        model = await asyncio.to_thread(
+            load_version, path, version, self._allow_pickle, share, usable_cpus()
+        )
         predict_seconds = await asyncio.to_thread(self._warm_up, model, version)
         config = version.serving
         cpus = usable_cpus()

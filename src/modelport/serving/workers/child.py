@@ -69,7 +69,9 @@ def serve(sock: socket.socket) -> None:
         threadpool_limits(spec["threads"])
         version = VersionInfo.model_validate(spec["version"])
         share = Path(spec["shared_arrays"]) if spec["shared_arrays"] else None
-        model = load_version(Path(spec["artifact"]), version, spec["allow_pickle"], share)
+        model = load_version(
+            Path(spec["artifact"]), version, spec["allow_pickle"], share, spec["threads"]
+        )
     except Exception as exc:
         reason = f"cannot load the model: {exc}"
         send(sock, message({"seq": 0, "error": ErrorCode.UNAVAILABLE, "message": reason}))
