@@ -67,6 +67,22 @@ PLUGIN = textwrap.dedent(
 
         def load(self, path, fmt, signature, options):
             return ScaledSum(factor(path))
+
+
+    class BrokenRuntime:
+        """A plugin with a bug: its detect raises for every file."""
+
+        name = "broken"
+        formats = ("broken",)
+
+        def detect(self, path, head):
+            raise RuntimeError("a bug in a plugin")
+
+        def inspect(self, path, fmt, options):
+            raise AssertionError
+
+        def load(self, path, fmt, signature, options):
+            raise AssertionError
     '''
 )
 
@@ -82,6 +98,7 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     (info / "entry_points.txt").write_text(
         "[modelport.runtimes]\nscaled-sum = scaled_sum_runtime:ScaledSumRuntime\n"
+        "broken = scaled_sum_runtime:BrokenRuntime\n"
     )
     return site
 
@@ -116,5 +133,6 @@ def test_an_entry_point_runtime_serves_its_format(plugin_site: Path, tmp_path: P
             assert "one number" in refused.json()["error"]["message"]
             unknown = tmp_path / "unknown.bin"
             unknown.write_bytes(b"nothing anyone knows")
-            listed = upload(admin, "scaled", unknown).json()["error"]["message"]
-            assert "through plugins: scaled-sum" in listed
+            listed = upload(admin, "scaled", unknown)  # the broken plugin's detect raised
+            assert listed.status_code == 400
+            assert "through plugins: scaled-sum" in listed.json()["error"]["message"]

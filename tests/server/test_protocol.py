@@ -8,6 +8,7 @@ import itertools
 import socket
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 import pytest
@@ -275,3 +276,77 @@ def test_refused_requests_leave_no_reference_cycles() -> None:
         gc.garbage.clear()
         gc.enable()
     assert cyclic == []
+
+
+def test_a_request_refused_on_its_headers_still_ends_idle(server: ServerProcess) -> None:
+    """Refused before its body arrived, the connection still closes after the keep-alive
+    timeout once it goes idle (uvicorn's 5 s)."""
+    with Wire(server) as wire:
+        wire.send(b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n")
+        assert wire.answer().status == 401  # no key: answered on the headers
+        wire.send(b"0123456789")  # the body, after its answer
+        started = time.monotonic()
+        assert wire.closed_by_server()
+        assert time.monotonic() - started < 9
+
+
+def test_an_upgrade_request_on_a_hot_route_is_answered(server: ServerProcess) -> None:
+    with Wire(server) as wire:
+        wire.send(
+            b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n"
+            b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        wire.sock.settimeout(10)
+        first = wire.sock.recv(65536)
+    assert first.startswith(b"HTTP/1.1 "), first  # an answer (uvicorn's), not a hang
+    assert server.is_healthy()
+
+
+def test_a_client_that_never_reads_is_not_read_either(server: ServerProcess) -> None:
+    """Pipelined requests answered on their headers from a client that reads nothing: the
+    server stops reading once its answers pile up, instead of buffering them all."""
+
+    refused = b"POST /predict HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n"
+    batch = refused * 2000
+    sent = 0
+    with Wire(server) as wire:
+        wire.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        wire.sock.settimeout(0.5)
+        stop = time.monotonic() + 6
+        while time.monotonic() < stop and sent < 200 * 1024 * 1024:
+            try:
+                sent += wire.sock.send(batch)
+            except TimeoutError:
+                continue
+        assert sent < 100 * 1024 * 1024, sent  # the server stopped taking requests
+    assert server.is_healthy()
+
+
+def test_a_model_unloaded_between_headers_and_body_answers(
+    server: ServerProcess, tmp_path: Path
+) -> None:
+    """The screening on the headers is not trusted once the body arrives: a version
+    unloaded meanwhile answers 503 (no request hangs on its closed queue)."""
+    from tests.api.test_management import upload
+    from tests.models import regression, save_skops
+
+    estimator, x = regression(n_features=3, seed=21)
+    with server.http(ADMIN_KEY) as admin:
+        assert upload(
+            admin, "unloaded-late", save_skops(estimator, tmp_path / "m.skops")
+        ).is_success
+        assert admin.post(
+            "/models/unloaded-late/predict", json={"features": x[:1].tolist()}
+        ).is_success
+        body = features(x[0].tolist())
+        request = post("/models/unloaded-late/predict", body)
+        with Wire(server) as wire:
+            wire.send(request[: -len(body)])  # headers: screened, admitted
+            time.sleep(0.2)  # let the server screen the headers before the unload
+            assert admin.post("/v2/repository/models/unloaded-late/unload").is_success
+            wire.send(body)
+            answer = wire.answer()
+        assert answer.status == 503, answer.body
+        assert "unloaded" in orjson.loads(answer.body)["error"]["message"]
+        assert admin.post("/v2/repository/models/unloaded-late/load").is_success

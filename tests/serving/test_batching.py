@@ -243,3 +243,25 @@ def test_a_lagging_event_loop_counts_in_the_expected_wait() -> None:
     measured, message = run(scenario())
     assert measured > 0.1
     assert "deadline" in message
+
+
+def test_unloading_fails_the_running_batch_and_refuses_new_rows() -> None:
+    model = DoublingModel(0.3)
+
+    async def scenario() -> tuple[float, str, str]:
+        b = batcher(model)
+        running = asyncio.ensure_future(b.submit({"x": np.ones((2, 1))}, frozenset({"y"})))
+        while not model.batches:  # the batch is predicting
+            await asyncio.sleep(0.01)
+        started = time.perf_counter()
+        await b.close()
+        with pytest.raises(UnavailableError) as failed:
+            await running
+        waited = time.perf_counter() - started
+        with pytest.raises(UnavailableError) as refused:
+            b.enqueue({"x": np.ones((1, 1))}, frozenset({"y"}))
+        return waited, failed.value.message, refused.value.message
+
+    waited, failed, refused = run(scenario())
+    assert waited < 0.25  # answered at unload, not left to hang or wait for the predict
+    assert "unloaded" in failed and "unloaded" in refused

@@ -308,13 +308,13 @@ class FastPath:
     ) -> RowsCall | None:
         """After ``screen_now`` let it through: the request queued without awaiting
         anything when it can be (``predict_reply`` answers it once its future is done),
-        else None (``answer`` takes it)."""
+        else None (``answer`` takes it). The body may come long after the headers: the
+        version and its queue are asked again now, not taken from the screening."""
         if screened.admitted is None:
             return None
         services = self.services
         reference = route.reference(services, params)
-        content_type = head.content_type or ""
-        return start_predict(services, reference, body, content_type, screened.admitted)
+        return start_predict(services, reference, body, head.content_type or "")
 
     @property
     def services(self) -> Services:

@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "modelport.runtimes"
 HEAD_BYTES = 64
 """What ``detect`` sees of an artifact."""
+PICKLE = "pickle"
+"""Recognised by the loosest test (a few possible first bytes): any other runtime that
+claims a file goes first."""
 
 
 @dataclass(frozen=True)
@@ -112,10 +115,19 @@ def detect(path: Path) -> tuple[Runtime, str]:
     """The runtime and format of an artifact, from its first bytes."""
     with path.open("rb") as stream:
         head = stream.read(HEAD_BYTES)
+    fallback = None
     for runtime in runtimes():
-        fmt = runtime.detect(path, head)
-        if fmt is not None:
+        try:
+            fmt = runtime.detect(path, head)
+        except Exception as exc:  # a plugin's bug must not turn an upload into a 500
+            log.warning("runtime %s failed to inspect an upload's head: %s", runtime.name, exc)
+            continue
+        if fmt == PICKLE:
+            fallback = fallback or (runtime, fmt)  # the loosest signature: tried last
+        elif fmt is not None:
             return runtime, fmt
+    if fallback is not None:
+        return fallback
     raise InvalidInputError(
         "unrecognised model file: ModelPort accepts scikit-learn models saved with skops "
         "(skops.io.dump(model, 'model.skops')), ONNX models (.onnx), XGBoost models saved "

@@ -134,6 +134,8 @@ class XGBoostModel:
             labels: np.ndarray = np.argmax(predicted, axis=1)
         elif self._objective == "multi:softmax":
             labels = predicted
+        elif self._objective == "binary:logitraw":  # margins, not probabilities
+            labels = predicted > 0.0
         else:
             labels = predicted > 0.5
         return labels.astype(np.int64)

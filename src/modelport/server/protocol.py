@@ -113,6 +113,7 @@ class DirectHttpProtocol(HttpToolsProtocol):
         self._reading: _Exchange | None = None
         """The direct request whose body the parser is delivering."""
         self._answering: _Exchange | None = None
+        self._paused_for_writes = False
 
     def on_message_begin(self) -> None:
         # uvicorn builds the request's ASGI scope here. A direct request never needs one,
@@ -157,7 +158,9 @@ class DirectHttpProtocol(HttpToolsProtocol):
             super().on_message_complete()
             return
         self._reading = None
-        if exchange.response_complete:  # refused on its headers
+        if exchange.response_complete:  # refused on its headers; its body is now read
+            if not self.transport.is_closing():
+                self._response_done()
             return
         self._answering = exchange
         fast = self._fast
@@ -189,6 +192,8 @@ class DirectHttpProtocol(HttpToolsProtocol):
         """The request as a direct exchange, or None when uvicorn's path must take it."""
         fast = self._fast
         if fast is None or self.expect_100_continue or self.parser.get_method() != b"POST":
+            return None
+        if self.parser.should_upgrade():  # uvicorn answers upgrade requests
             return None
         if (self.cycle is not None and not self.cycle.response_complete) or self.pipeline:
             return None
@@ -251,7 +256,22 @@ class DirectHttpProtocol(HttpToolsProtocol):
             # Nothing of the request stays with the idle connection.
             self.cycle = None  # type: ignore[assignment]
             self.headers = []
-        self.on_response_complete()
+        if self._reading is not exchange:  # else once its body is read (on_message_complete)
+            self._response_done()
+
+    def _response_done(self) -> None:
+        self.on_response_complete()  # uvicorn's: next pipelined request, or keep-alive timer
+        if self.flow.write_paused:
+            # The client does not read its answers: stop reading its requests until it
+            # does (answers given inside the parser's callbacks never wait for a drain).
+            self.flow.pause_reading()
+            self._paused_for_writes = True
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._paused_for_writes:
+            self._paused_for_writes = False
+            self.flow.resume_reading()
 
     def _encode(self, reply: Reply, keep_alive: bool) -> bytes:
         body = reply.body

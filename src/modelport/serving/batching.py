@@ -117,6 +117,7 @@ class Batcher:
         self.arrivals = ArrivalRate()
         self.stats = BatchStatistics()
         self.shed = 0
+        self._closed = False
 
     @property
     def mode(self) -> str:
@@ -164,6 +165,8 @@ class Batcher:
     ) -> Pending:
         """``submit`` without waiting: the queued request, whose ``future`` completes with
         its outputs (or its error). Refused at once as ``submit`` is."""
+        if self._closed:
+            raise UnavailableError("the model was unloaded; retry", retry_after=1)
         loop = asyncio.get_running_loop()
         if self._worker is None:
             self._worker = loop.create_task(self._work())
@@ -283,6 +286,7 @@ class Batcher:
         return lag + in_progress + work / self._slots
 
     async def close(self) -> None:
+        self._closed = True
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -375,6 +379,15 @@ class Batcher:
         return batch
 
     async def _run(self, batch: list[Pending]) -> None:
+        try:
+            await self._run_batch(batch)
+        except asyncio.CancelledError:  # unloaded while predicting: nobody is left hanging
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(UnavailableError("the model was unloaded"))
+            raise
+
+    async def _run_batch(self, batch: list[Pending]) -> None:
         started = time.perf_counter()
         total = sum(item.rows for item in batch)
         self._busy_until = started + self.cost.estimate(total)
