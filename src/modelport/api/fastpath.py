@@ -19,13 +19,12 @@ from modelport.api.auth import authorize, authorize_now
 from modelport.api.body import too_large_message
 from modelport.api.errors import error_body
 from modelport.api.handlers import (
-    Admitted,
     Reply,
     RequestMeta,
-    admit_predict,
     default_reference,
     handle_infer,
     handle_predict,
+    refuse_if_overloaded,
     start_predict,
 )
 from modelport.api.state import Services
@@ -261,14 +260,22 @@ class FastPath:
     async def _handle(
         self, scope: dict[str, Any], receive: Any, route: HotRoute, params: list[str]
     ) -> Reply:
-        services: Services = self.app.state.services
+        services = self.services
         head = HotHeaders.of(scope["headers"])
-        await authorize(services, head.authorization, route.scope)
-        limit = services.settings.max_request_bytes
-        check_declared_length(head.content_length, limit)
-        reference = route.reference(services, params)
-        body = await _read_body(receive, limit)
+        reference = await self._checked(route, params, head, authorized=False)
+        body = await _read_body(receive, services.settings.max_request_bytes)
         return await route.handler(services, reference, body, head.meta(_disconnect_of(receive)))
+
+    async def _checked(
+        self, route: HotRoute, params: list[str], head: HotHeaders, authorized: bool
+    ) -> Reference:
+        """What every hot request passes before its handler, in this order: the caller,
+        the declared length, the reference."""
+        services = self.services
+        if not authorized:
+            await authorize(services, head.authorization, route.scope)
+        check_declared_length(head.content_length, services.settings.max_request_bytes)
+        return route.reference(services, params)
 
     async def answer(
         self,
@@ -282,12 +289,8 @@ class FastPath:
         """A hot route's reply to a request already read whole (the direct HTTP protocol,
         ``modelport.server.protocol``): the same checks in the same order as ``_handle``;
         ``authorized`` when ``authorize_now`` said yes already."""
-        services = self.services
-        if not authorized:
-            await authorize(services, head.authorization, route.scope)
-        check_declared_length(head.content_length, services.settings.max_request_bytes)
-        reference = route.reference(services, params)
-        return await route.handler(services, reference, body, head.meta(client_gone))
+        reference = await self._checked(route, params, head, authorized)
+        return await route.handler(self.services, reference, body, head.meta(client_gone))
 
     def screen_now(self, route: HotRoute, params: list[str], head: HotHeaders) -> Screened:
         """What can be checked before the body is read, without I/O, in ``answer``'s
@@ -300,8 +303,9 @@ class FastPath:
         check_declared_length(head.content_length, services.settings.max_request_bytes)
         if route.handler is not handle_predict:
             return Screened(authorized=True)
-        admitted = admit_predict(services, route.reference(services, params))
-        return Screened(authorized=True, admitted=admitted)
+        reference = route.reference(services, params)
+        refuse_if_overloaded(services, reference)
+        return Screened(authorized=True, predict=reference)
 
     def start_now(
         self, route: HotRoute, params: list[str], head: HotHeaders, body: bytes, screened: Screened
@@ -310,11 +314,9 @@ class FastPath:
         anything when it can be (``predict_reply`` answers it once its future is done),
         else None (``answer`` takes it). The body may come long after the headers: the
         version and its queue are asked again now, not taken from the screening."""
-        if screened.admitted is None:
+        if screened.predict is None:
             return None
-        services = self.services
-        reference = route.reference(services, params)
-        return start_predict(services, reference, body, head.content_type or "")
+        return start_predict(self.services, screened.predict, body, head.content_type or "")
 
     @property
     def services(self) -> Services:
@@ -327,7 +329,8 @@ class Screened:
     """What ``FastPath.screen_now`` found before the body was read."""
 
     authorized: bool
-    admitted: Admitted | None = None
+    predict: Reference | None = None
+    """For /predict routes let through: the model reference."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, TypeVar
 
 from modelport.api.body import json_object
 from modelport.api.codec import rows_from_json
@@ -27,7 +27,7 @@ from modelport.api.v2_codec import (
 )
 from modelport.errors import InvalidInputError, NotFoundError
 from modelport.registry.references import Reference, parse_reference
-from modelport.serving.batching import Admission, ClientGone
+from modelport.serving.batching import ClientGone
 from modelport.serving.dataplane import RowsCall
 from modelport.serving.inference import InferenceRequest, Tensor
 from modelport.serving.model_cache import ServedModel
@@ -78,7 +78,7 @@ async def handle_predict(
     answer ``{"predictions": [...]}`` as KServe V1 and MLflow do."""
     call = start_predict(services, reference, body, meta.content_type)
     if call is not None:
-        await call.served.batcher.wait(call.item, meta.client_gone)
+        await call.wait(meta.client_gone)
         return predict_reply(call)
     dataplane = services.dataplane
     version = await dataplane.resolve(reference)
@@ -95,47 +95,37 @@ async def handle_predict(
 
 
 def start_predict(
-    services: Services,
-    reference: Reference,
-    body: bytes,
-    content_type: str,
-    admitted: Admitted | None = None,
+    services: Services, reference: Reference, body: bytes, content_type: str
 ) -> RowsCall | None:
     """The tutorial's body for a loaded one-input numeric model, queued without awaiting
     anything (``predict_reply`` once its future is done); None when ``handle_predict``'s
-    general path must take the request. Raises what the request gets as an error.
-    ``admitted``: what ``admit_predict`` said of this request already."""
-    if admitted is None:
-        if b'"params"' in body:  # a per-request timeout: admitted with its rows
-            admitted = Admitted(services.dataplane.served_now(reference), None)
-        else:
-            admitted = admit_predict(services, reference)
-    served, admission = admitted
-    if served is None or served.row_input is None or len(body) >= OFF_LOOP_BYTES:
+    general path must take the request. Raises what the request gets as an error."""
+    dataplane = services.dataplane
+    served = _short_path_model(services, reference)
+    if served is None or len(body) >= OFF_LOOP_BYTES:
         return None
+    admission = None
+    if b'"params"' not in body:  # no per-request timeout: the server's default applies
+        admission = dataplane.admit_row(served)  # overloaded: say so before decoding
     document = json_object(body, content_type)
     if len(document) != 1 or "features" not in document:
         return None
     rows = rows_from_json(document["features"])
-    return services.dataplane.start_rows(served, rows, admission)
+    return dataplane.start_rows(served, rows, admission)
 
 
-class Admitted(NamedTuple):
-    """A /predict request's loaded version (None: not loaded, or not one for the short
-    path) and, when its queue could take a row, the admission of a one-row request."""
-
-    served: ServedModel | None
-    admission: Admission | None
-
-
-def admit_predict(services: Services, reference: Reference) -> Admitted:
+def refuse_if_overloaded(services: Services, reference: Reference) -> None:
     """Refuse at once (503), before its body is even read, a /predict request for a
     loaded version whose queue could not take one more row."""
-    dataplane = services.dataplane
-    served = dataplane.served_now(reference)
-    if served is None or served.row_input is None:
-        return Admitted(served, None)
-    return Admitted(served, dataplane.admit_row(served))
+    served = _short_path_model(services, reference)
+    if served is not None:
+        services.dataplane.admit_row(served)
+
+
+def _short_path_model(services: Services, reference: Reference) -> ServedModel | None:
+    """The loaded version ``reference`` names, if it takes row matrices directly."""
+    served = services.dataplane.served_now(reference)
+    return served if served is not None and served.row_input is not None else None
 
 
 def predict_reply(call: RowsCall) -> Reply:

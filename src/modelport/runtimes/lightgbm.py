@@ -16,12 +16,12 @@ import numpy as np
 
 from modelport.errors import InvalidInputError
 from modelport.runtimes.base import InspectedArtifact, Tensors
+from modelport.runtimes.boosting import INPUT, boosted_outputs, features_of
 from modelport.runtimes.formats import ArtifactFormat, is_lightgbm_text
 from modelport.runtimes.plugins import InspectOptions, LoadOptions, missing_framework
-from modelport.runtimes.signatures import check_given_signature
+from modelport.runtimes.signatures import signature_for_upload
 from modelport.types import Datatype, Signature, TensorSpec
 
-INPUT = "features"
 CLASSIFYING = ("binary", "multiclass", "multiclassova", "cross_entropy")
 
 
@@ -41,9 +41,7 @@ class LightGBMRuntime:
             format=fmt,
             framework="lightgbm",
             framework_version=lightgbm.__version__,
-            signature=check_given_signature(options.signature, actual)
-            if options.signature
-            else actual,
+            signature=signature_for_upload(options.signature, actual),
             params={
                 "objective": objective,
                 "classes": _classes(booster, objective),
@@ -117,19 +115,9 @@ class LightGBMModel:
         self._threads = threads
 
     def predict(self, inputs: Tensors, outputs: frozenset[str]) -> Tensors:
-        features = np.ascontiguousarray(inputs[INPUT], dtype=np.float64)
-        if np.isinf(features).any():
-            raise InvalidInputError(f"input '{INPUT}' contains infinite values")
+        features = features_of(inputs, np.float64)
         predicted = np.asarray(self.booster.predict(features, num_threads=self._threads))
-        results: Tensors = {}
-        if "predict" in outputs:
-            results["predict"] = predicted
-        if "label" in outputs:
-            if predicted.ndim == 2:
-                results["label"] = predicted.argmax(axis=1).astype(np.int64)
-            else:
-                results["label"] = (predicted > 0.5).astype(np.int64)
-        return results
+        return boosted_outputs(predicted, outputs)
 
     def unload(self) -> None:
         self.booster = None

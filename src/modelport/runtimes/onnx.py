@@ -13,7 +13,7 @@ from modelport.errors import InvalidInputError
 from modelport.runtimes.base import InspectedArtifact, Tensors
 from modelport.runtimes.formats import ArtifactFormat, is_onnx
 from modelport.runtimes.plugins import InspectOptions, LoadOptions
-from modelport.runtimes.signatures import check_given_signature
+from modelport.runtimes.signatures import signature_for_upload
 from modelport.types import Datatype, Signature, TensorSpec
 
 _ONNX_TYPES: dict[str, Datatype] = {
@@ -88,7 +88,7 @@ def inspect_artifact(path: Path, signature: Signature | None) -> InspectedArtifa
         format="onnx",
         framework="onnxruntime",
         framework_version=ort.__version__,
-        signature=check_given_signature(signature, actual) if signature else actual,
+        signature=signature_for_upload(signature, actual),
         params={"producer": meta.producer_name, "graph": meta.graph_name},
     )
 

@@ -15,6 +15,11 @@ def _shape_fits(given: TensorSpec, actual: TensorSpec) -> bool:
     return all(a in (-1, g) for g, a in zip(given.shape, actual.shape, strict=True))
 
 
+def signature_for_upload(given: Signature | None, actual: Signature) -> Signature:
+    """An upload's signature: the model's own, or the one given with it once checked."""
+    return check_given_signature(given, actual) if given is not None else actual
+
+
 def check_given_signature(given: Signature, actual: Signature) -> Signature:
     """Return ``given`` if it fits the model's ``actual`` signature, else say why not."""
     if not given.inputs or not given.outputs:

@@ -14,7 +14,7 @@ from modelport.errors import ForbiddenError, InvalidInputError, UnavailableError
 from modelport.runtimes.base import InspectedArtifact, Tensors, synthetic_inputs
 from modelport.runtimes.formats import ArtifactFormat, sklearn_format
 from modelport.runtimes.plugins import InspectOptions, LoadOptions
-from modelport.runtimes.signatures import check_given_signature
+from modelport.runtimes.signatures import signature_for_upload
 from modelport.runtimes.sklearn_trusted import TRUSTED_SKOPS_TYPES
 from modelport.tensors.dtypes import datatype_of
 from modelport.types import Datatype, Signature, TensorSpec
@@ -121,7 +121,7 @@ def inspect_artifact(
         format=fmt.value,
         framework="sklearn",
         framework_version=sklearn.__version__,
-        signature=check_given_signature(signature, inferred) if signature else inferred,
+        signature=signature_for_upload(signature, inferred),
         params=_estimator_params(estimator),
         trusted=trusted,
     )

@@ -18,12 +18,16 @@ import numpy as np
 
 from modelport.errors import InvalidInputError
 from modelport.runtimes.base import InspectedArtifact, Tensors
+from modelport.runtimes.boosting import INPUT, boosted_outputs, features_of
 from modelport.runtimes.formats import ArtifactFormat, xgboost_format
 from modelport.runtimes.plugins import InspectOptions, LoadOptions, missing_framework
-from modelport.runtimes.signatures import check_given_signature
+from modelport.runtimes.signatures import signature_for_upload
 from modelport.types import Datatype, Signature, TensorSpec
 
-INPUT = "features"
+LABEL_THRESHOLDS: dict[str, float | None] = {
+    "multi:softmax": None,  # predicts the labels themselves
+    "binary:logitraw": 0.0,  # margins, not probabilities
+}
 
 
 class XGBoostRuntime:
@@ -37,15 +41,13 @@ class XGBoostRuntime:
         booster = _load(path)
         import xgboost
 
-        actual = _signature(booster)
         objective, classes = _objective(booster)
+        actual = _signature(booster, objective, classes)
         return InspectedArtifact(
             format=fmt,
             framework="xgboost",
             framework_version=xgboost.__version__,
-            signature=check_given_signature(options.signature, actual)
-            if options.signature
-            else actual,
+            signature=signature_for_upload(options.signature, actual),
             params={
                 "objective": objective,
                 "classes": classes,
@@ -90,9 +92,8 @@ def _objective(booster: Any) -> tuple[str, int]:
     return objective, classes
 
 
-def _signature(booster: Any) -> Signature:
+def _signature(booster: Any, objective: str, classes: int) -> Signature:
     features = booster.num_features()
-    objective, classes = _objective(booster)
     if objective == "multi:softprob":
         predict = TensorSpec(name="predict", datatype=Datatype.FP32, shape=[-1, classes])
     else:
@@ -115,30 +116,13 @@ class XGBoostModel:
         self.booster = booster
         self.signature = signature
         self.default_outputs = ["predict"]
-        self._objective, self._classes = _objective(booster)
+        objective, _ = _objective(booster)
+        self._threshold = LABEL_THRESHOLDS.get(objective, 0.5)
 
     def predict(self, inputs: Tensors, outputs: frozenset[str]) -> Tensors:
-        features = np.ascontiguousarray(inputs[INPUT], dtype=np.float32)
-        if np.isinf(features).any():
-            raise InvalidInputError(f"input '{INPUT}' contains infinite values")
+        features = features_of(inputs, np.float32)
         predicted = np.asarray(self.booster.inplace_predict(features), dtype=np.float32)
-        results: Tensors = {}
-        if "predict" in outputs:
-            results["predict"] = predicted
-        if "label" in outputs:
-            results["label"] = self._labels(predicted)
-        return results
-
-    def _labels(self, predicted: np.ndarray) -> np.ndarray:
-        if predicted.ndim == 2:
-            labels: np.ndarray = np.argmax(predicted, axis=1)
-        elif self._objective == "multi:softmax":
-            labels = predicted
-        elif self._objective == "binary:logitraw":  # margins, not probabilities
-            labels = predicted > 0.0
-        else:
-            labels = predicted > 0.5
-        return labels.astype(np.int64)
+        return boosted_outputs(predicted, outputs, self._threshold)
 
     def unload(self) -> None:
         self.booster = None

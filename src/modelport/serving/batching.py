@@ -142,17 +142,15 @@ class Batcher:
         outputs: frozenset[str],
         timeout: float | None = None,
         client_gone: ClientGone | None = None,
-        admission: Admission | None = None,
     ) -> Outputs:
         """Queue one caller's inputs; returns its outputs (its own rows only).
-        ``admission`` is what ``admit`` said of this very request, when asked already.
 
         Refused at once (503 with Retry-After) when the queue is full or the request could
         not be answered before its deadline. A caller still waiting at its deadline gets a
         503 and its rows leave the queue; so do the rows of a caller that disconnects
         while it waits for long.
         """
-        item = self.enqueue(inputs, outputs, timeout, admission)
+        item = self.enqueue(inputs, outputs, timeout)
         await self.wait(item, client_gone)
         return item.future.result()
 
@@ -164,7 +162,8 @@ class Batcher:
         admission: Admission | None = None,
     ) -> Pending:
         """``submit`` without waiting: the queued request, whose ``future`` completes with
-        its outputs (or its error). Refused at once as ``submit`` is."""
+        its outputs (or its error). Refused at once as ``submit`` is; ``admission`` is what
+        ``admit`` said of this very request, when asked already."""
         if self._closed:
             raise UnavailableError("the model was unloaded; retry", retry_after=1)
         loop = asyncio.get_running_loop()

@@ -144,7 +144,7 @@ class DataPlane:
 
     def admit_row(self, served: ServedModel) -> Admission:
         """Refuse at once, before its body is decoded, a request the version's queue could
-        not take even with one row (the same answer ``infer_rows`` would give later); a
+        not take even with one row (the same answer ``start_rows`` would give later); a
         one-row request then need not be asked again."""
         try:
             return served.batcher.admit(1)
@@ -174,18 +174,6 @@ class DataPlane:
             served.stats.failed(time.perf_counter_ns() - started)
             raise
         return RowsCall(served, item, started)
-
-    async def infer_rows(
-        self,
-        served: ServedModel,
-        rows: np.ndarray,
-        client_gone: ClientGone | None = None,
-        one_row_admission: Admission | None = None,
-    ) -> np.ndarray:
-        """``start_rows`` and its outcome: the model's default output."""
-        call = self.start_rows(served, rows, one_row_admission)
-        await served.batcher.wait(call.item, client_gone)
-        return call.outcome()
 
     def record_output_encoding(self, response: InferenceResponse, ns: int) -> None:
         served = self.models.find(response.model_name, response.model_version)
@@ -228,6 +216,10 @@ class RowsCall:
             raise
         stats.succeeded(time.perf_counter_ns() - self.started_ns, self.item.rows)
         return results[self.served.default_outputs[0]]
+
+    async def wait(self, client_gone: ClientGone | None = None) -> None:
+        """Until ``future`` is done (see ``Batcher.wait``)."""
+        await self.served.batcher.wait(self.item, client_gone)
 
     def abandon(self) -> None:
         """The client is gone: its rows leave the queue."""

@@ -70,7 +70,7 @@ class ServedModel:
         self.default_output_set = frozenset(self.default_outputs)
         self.row_input = row_input_of(self.version.signature, self.default_outputs)
         """The one numeric ``[-1, n]`` input of a model answering one default output, or
-        None: such models take the short path for row matrices (``DataPlane.infer_rows``)."""
+        None: such models take the short path for row matrices (``DataPlane.start_rows``)."""
 
     @property
     def workers(self) -> int:
@@ -266,13 +266,13 @@ class ModelCache:
         started = time.perf_counter()
         defaults = self._defaults
         share = defaults.shared_arrays if defaults.server_processes > 1 else None
+        cpus = usable_cpus()
         path = await asyncio.to_thread(self._artifacts.verified_path, version.artifact_sha256)
         model = await asyncio.to_thread(
-            load_version, path, version, self._allow_pickle, share, usable_cpus()
+            load_version, path, version, self._allow_pickle, share, cpus
         )
         predict_seconds = await asyncio.to_thread(self._warm_up, model, version)
         config = version.serving
-        cpus = usable_cpus()
         workers = config.workers if config.workers is not None else defaults.workers
         if workers is None:
             workers = default_workers(predict_seconds, cpus)

@@ -69,8 +69,7 @@ def check_tensor(spec: TensorSpec, tensor: Tensor, finite_only: bool) -> np.ndar
             f"input '{tensor.name}' has shape {shape_text(data.shape)} but the model expects "
             f"{shape_text(spec.shape)}" + _width_hint(spec, data)
         )
-    if finite_only and data.dtype.kind == "f" and not all_finite(data):
-        raise InvalidInputError(f"input '{tensor.name}' contains NaN or infinite values")
+    _check_finite(tensor.name, data, finite_only)
     return data
 
 
@@ -82,14 +81,18 @@ def check_rows(spec: TensorSpec, rows: np.ndarray, finite_only: bool) -> np.ndar
         and rows.shape[1] == spec.shape[1]
         and rows.dtype == NUMPY_DTYPES.get(spec.datatype)
     ):
-        if finite_only and rows.dtype.kind == "f" and not all_finite(rows):
-            raise InvalidInputError(f"input '{spec.name}' contains NaN or infinite values")
+        _check_finite(spec.name, rows, finite_only)
         return rows
     return check_tensor(spec, tensor_of(spec.name, rows), finite_only)
 
 
+def _check_finite(name: str, data: np.ndarray, finite_only: bool) -> None:
+    if finite_only and data.dtype.kind == "f" and not all_finite(data):
+        raise InvalidInputError(f"input '{name}' contains NaN or infinite values")
+
+
 def _convert(spec: TensorSpec, tensor: Tensor) -> np.ndarray:
-    """``tensor``'s data as the signature's datatype (exact widening only)."""
+    """``tensor``'s data as the signature's datatype (floats never become integers)."""
     data = tensor.data
     if spec.datatype is Datatype.BYTES:
         if data.dtype.kind not in "OSU":
