@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -115,9 +116,11 @@ def push(
     path: Annotated[
         Path,
         typer.Argument(
-            help="Model file: .skops, .onnx, XGBoost .json/.ubj, LightGBM .txt, or a plugin's.",
+            help="Model file (.skops, .onnx, XGBoost .json/.ubj, LightGBM .txt, PyTorch .pt2, "
+            "a .zip or .tar.gz of a model folder, or a plugin's) or a model folder (MLflow "
+            "model directory, Hugging Face folder, custom Python model): folders are packed "
+            "as .tar.gz for the upload.",
             exists=True,
-            dir_okay=False,
         ),
     ],
     name: Annotated[str, typer.Option("--name", "-n", help="Model name.")],
@@ -134,11 +137,15 @@ def push(
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:
-    """Upload a model file as the next version of NAME."""
+    """Upload a model file or folder as the next version of NAME."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     upload = path
-    if convert == "skops":
+    if path.is_dir():
+        if convert is not None:
+            raise fail("--convert takes a model file, not a folder")
+        upload = _packed(path)
+    elif convert == "skops":
         from modelport.cli.convert import convert_to_skops
 
         upload = convert_to_skops(path)
@@ -180,6 +187,20 @@ def push(
         f"pushed [bold]{version.model}@{version.version}[/]{suffix} "
         f"sha256 {version.artifact_sha256[:12]} ({version.format}, {version.artifact_size} bytes)"
     )
+
+
+def _packed(folder: Path) -> Path:
+    import tempfile
+
+    from modelport.runtimes.archives import pack_folder
+
+    fd, name = tempfile.mkstemp(prefix=f"{folder.name}-", suffix=".tar.gz")
+    os.close(fd)
+    try:
+        return pack_folder(folder, Path(name))
+    except BaseException:
+        Path(name).unlink(missing_ok=True)
+        raise
 
 
 def _json_option(raw: str | None, option: str) -> Any:

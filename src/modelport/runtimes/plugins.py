@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from modelport.errors import InvalidInputError
+from modelport.runtimes.archives import is_archive
 from modelport.runtimes.base import InspectedArtifact, LoadedModel
 from modelport.types import Signature
 
@@ -71,10 +72,34 @@ class Runtime(Protocol):
     ) -> LoadedModel: ...
 
 
+@runtime_checkable
+class FolderRuntime(Protocol):
+    """A runtime for models that are folders of files (an MLflow model directory, a
+    Hugging Face folder...). Users push the folder (the CLI packs it) or an archive of it;
+    the server extracts it safely and asks each folder runtime whether it is theirs.
+    ``inspect`` and ``load`` get the extracted folder. A runtime may implement both this
+    contract and :class:`Runtime` (e.g. single files and folders of one framework)."""
+
+    name: str
+    folder_formats: tuple[str, ...]
+
+    def detect_folder(self, folder: Path) -> str | None:
+        """The format of the extracted model folder ``folder``, if this runtime's."""
+        ...
+
+    def inspect(self, path: Path, fmt: str, options: InspectOptions) -> InspectedArtifact: ...
+
+    def load(
+        self, path: Path, fmt: str, signature: Signature, options: LoadOptions
+    ) -> LoadedModel: ...
+
+
+AnyRuntime = Runtime | FolderRuntime
+
 BUILTIN = ("sklearn", "onnx", "xgboost", "lightgbm")
 
 
-def _builtin() -> list[Runtime]:
+def _builtin() -> list[AnyRuntime]:
     from modelport.runtimes.lightgbm import LightGBMRuntime
     from modelport.runtimes.onnx import OnnxRuntime
     from modelport.runtimes.sklearn import SklearnRuntime
@@ -83,7 +108,7 @@ def _builtin() -> list[Runtime]:
     return [SklearnRuntime(), OnnxRuntime(), XGBoostRuntime(), LightGBMRuntime()]
 
 
-def _from_entry_points() -> Iterable[Runtime]:
+def _from_entry_points() -> Iterable[AnyRuntime]:
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:
             found = entry.load()
@@ -91,16 +116,16 @@ def _from_entry_points() -> Iterable[Runtime]:
         except Exception as exc:  # a broken plugin must not take the server down
             log.warning("runtime plugin %s could not be loaded: %s", entry.name, exc)
             continue
-        if not isinstance(runtime, Runtime):
+        if not isinstance(runtime, Runtime | FolderRuntime):
             log.warning("runtime plugin %s does not implement the runtime contract", entry.name)
             continue
         yield runtime
 
 
 @functools.cache
-def runtimes() -> tuple[Runtime, ...]:
+def runtimes() -> tuple[AnyRuntime, ...]:
     """Every runtime, built-in ones first."""
-    found = _builtin()
+    found: list[AnyRuntime] = list(_builtin())
     names = {runtime.name for runtime in found}
     for runtime in _from_entry_points():
         if runtime.name in names:
@@ -111,12 +136,16 @@ def runtimes() -> tuple[Runtime, ...]:
     return tuple(found)
 
 
-def detect(path: Path) -> tuple[Runtime, str]:
-    """The runtime and format of an artifact, from its first bytes."""
+def detect(path: Path) -> tuple[AnyRuntime, str] | None:
+    """The runtime and format of a single-file artifact, from its first bytes; the loosest
+    match (a pickle) comes back only when no runtime claims the file and it is not an
+    archive of a model folder."""
     with path.open("rb") as stream:
         head = stream.read(HEAD_BYTES)
     fallback = None
     for runtime in runtimes():
+        if not isinstance(runtime, Runtime):
+            continue
         try:
             fmt = runtime.detect(path, head)
         except Exception as exc:  # a plugin's bug must not turn an upload into a 500
@@ -126,9 +155,36 @@ def detect(path: Path) -> tuple[Runtime, str]:
             fallback = fallback or (runtime, fmt)  # the loosest signature: tried last
         elif fmt is not None:
             return runtime, fmt
+    if is_archive(path, head):
+        return None
     if fallback is not None:
         return fallback
+    raise unrecognised()
+
+
+def detect_folder(folder: Path) -> tuple[AnyRuntime, str]:
+    """The runtime and format of an extracted model folder."""
+    for runtime in runtimes():
+        if not isinstance(runtime, FolderRuntime):
+            continue
+        try:
+            fmt = runtime.detect_folder(folder)
+        except Exception as exc:  # a plugin's bug must not turn an upload into a 500
+            log.warning("runtime %s failed to inspect a model folder: %s", runtime.name, exc)
+            continue
+        if fmt is not None:
+            return runtime, fmt
     raise InvalidInputError(
+        "unrecognised model folder: ModelPort serves folders (pushed as a directory, a .zip "
+        "or a .tar.gz) that hold an MLflow model (an MLmodel file), a Hugging Face model "
+        "(config.json with .safetensors weights and a tokenizer), a PyTorch state dict "
+        "(model.safetensors with an architecture.json) or a custom Python model "
+        "(modelport.json)" + _plugin_formats()
+    )
+
+
+def unrecognised() -> InvalidInputError:
+    return InvalidInputError(
         "unrecognised model file: ModelPort accepts scikit-learn models saved with skops "
         "(skops.io.dump(model, 'model.skops')), ONNX models (.onnx), XGBoost models saved "
         "as JSON or UBJSON (booster.save_model('model.json')) and LightGBM text models "
@@ -137,19 +193,29 @@ def detect(path: Path) -> tuple[Runtime, str]:
 
 
 def _plugin_formats() -> str:
-    extra = [fmt for r in runtimes() if r.name not in BUILTIN for fmt in r.formats]
+    extra = [
+        fmt
+        for r in runtimes()
+        if r.name not in BUILTIN
+        for fmt in (*getattr(r, "formats", ()), *getattr(r, "folder_formats", ()))
+    ]
     return f", and through plugins: {', '.join(extra)}" if extra else ""
 
 
-def runtime_for(fmt: str) -> Runtime:
+def runtime_for(fmt: str) -> AnyRuntime:
     """The runtime that owns format ``fmt``."""
     for runtime in runtimes():
-        if fmt in runtime.formats:
+        if fmt in getattr(runtime, "formats", ()) or fmt in getattr(runtime, "folder_formats", ()):
             return runtime
     raise InvalidInputError(
         f"no installed runtime serves the format '{fmt}'; install the plugin that provides "
         f"it (entry-point group '{ENTRY_POINT_GROUP}')"
     )
+
+
+def is_folder_format(fmt: str) -> bool:
+    """Whether versions of format ``fmt`` are stored as archives of a model folder."""
+    return any(fmt in getattr(r, "folder_formats", ()) for r in runtimes())
 
 
 def missing_framework(package: str, extra: str, what: str) -> InvalidInputError:

@@ -18,7 +18,7 @@ from pathlib import Path
 from prometheus_client import Histogram
 
 from modelport.runtimes.base import LoadedModel
-from modelport.runtimes.loader import load_version, synthetic_inputs
+from modelport.runtimes.loader import load_version, model_path, synthetic_inputs
 from modelport.serving.batching import Batcher, BatchPolicy, QueueLimits
 from modelport.serving.loop_lag import LoopLag
 from modelport.serving.predictors import (
@@ -268,6 +268,9 @@ class ModelCache:
         share = defaults.shared_arrays if defaults.server_processes > 1 else None
         cpus = usable_cpus()
         path = await asyncio.to_thread(self._artifacts.verified_path, version.artifact_sha256)
+        path = await asyncio.to_thread(
+            model_path, path, version.format, self._artifacts.unpacked_dir
+        )
         model = await asyncio.to_thread(
             load_version, path, version, self._allow_pickle, share, cpus
         )

@@ -97,6 +97,8 @@ class ArtifactStore:
         self.tmp_dir = root / "tmp"
         self.shared_arrays_dir = root / "shared-arrays"
         """Derived from blobs: large model arrays as files server processes map together."""
+        self.unpacked_dir = root / "unpacked"
+        """Derived from blobs: model folders extracted from their archives."""
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self._remove_stale_temp_files()
@@ -105,6 +107,11 @@ class ArtifactStore:
         # Left by a crash mid-upload; they were never visible as blobs.
         for stale in self.tmp_dir.glob("upload-*"):
             stale.unlink(missing_ok=True)
+        for scratch in self.tmp_dir.glob("unpack-*"):
+            shutil.rmtree(scratch, ignore_errors=True)
+        if self.unpacked_dir.is_dir():
+            for scratch in self.unpacked_dir.glob(".unpack-*"):
+                shutil.rmtree(scratch, ignore_errors=True)
 
     def blob_path(self, sha256: str) -> Path:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
@@ -170,6 +177,7 @@ class ArtifactStore:
         """Remove a blob that no version references any more (and what derives from it)."""
         self.blob_path(sha256).unlink(missing_ok=True)
         shutil.rmtree(self.shared_arrays_dir / sha256, ignore_errors=True)
+        shutil.rmtree(self.unpacked_dir / sha256, ignore_errors=True)
 
 
 class _CommittingWriter(BlobWriter):
