@@ -1,5 +1,6 @@
-"""One table from domain error codes to HTTP statuses, and the two JSON error shapes:
-``{"error": "..."}`` under ``/v2`` (Open Inference Protocol) and
+"""One table from domain error codes to HTTP statuses, and the three JSON error shapes:
+``{"error": "..."}`` under ``/v2`` (Open Inference Protocol), OpenAI's error object
+``{"error": {"message", "type", "param", "code"}}`` under ``/v1`` and
 ``{"error": {"code": "...", "message": "..."}}`` everywhere else."""
 
 from __future__ import annotations
@@ -32,6 +33,20 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.ARTIFACT_CORRUPT: 503,
 }
 
+OPENAI_ERROR_TYPE: dict[int, str] = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    415: "invalid_request_error",
+    429: "rate_limit_error",
+    500: "server_error",
+    503: "server_error",
+}
+"""OpenAI's ``error.type`` for each status (what its SDK's exception classes map from)."""
+
 _CODE_BY_HTTP_STATUS: dict[int, ErrorCode] = {
     400: ErrorCode.INVALID_INPUT,
     401: ErrorCode.UNAUTHENTICATED,
@@ -53,6 +68,17 @@ def error_body(
     status = HTTP_STATUS[code]
     if path == "/v2" or path.startswith("/v2/"):
         body = orjson.dumps({"error": message})
+    elif path == "/v1" or path.startswith("/v1/"):
+        body = orjson.dumps(
+            {
+                "error": {
+                    "message": message,
+                    "type": OPENAI_ERROR_TYPE.get(status, "invalid_request_error"),
+                    "param": None,
+                    "code": code.value,
+                }
+            }
+        )
     else:
         body = orjson.dumps({"error": {"code": code.value, "message": message}})
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}

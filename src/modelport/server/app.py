@@ -15,6 +15,7 @@ from modelport.about import VERSION
 from modelport.access.keys import KeyStore
 from modelport.access.rate_limit import RateLimiter
 from modelport.api.errors import install_error_handlers
+from modelport.api.openai import routers as openai_routers
 from modelport.api.rest import docs, keys, models, predict, serving, v2, v2_repository, versions
 from modelport.api.state import Services
 from modelport.config import Settings
@@ -129,6 +130,7 @@ def create_app(settings: Settings, announce: bool = True) -> FastAPI:
         keys.router,
         serving.router,
         docs.router,
+        *openai_routers(),
     ):
         app.include_router(router)
     return app
