@@ -32,7 +32,14 @@ _MAX_NAME = 255
 @dataclass(frozen=True)
 class ArchiveLimits:
     max_entries: int = 10_000
-    max_total_bytes: int = 64 * 1024**3
+    max_total_bytes: int = 16 * 1024**3
+    max_ratio: int = 200
+    """Unpacked bytes per archive byte (model weights hardly compress; a bomb does)..."""
+    ratio_floor: int = 64 * 1024**2
+    """...counted only beyond this many unpacked bytes (small text files compress well)."""
+
+    def byte_limit(self, archive_size: int) -> int:
+        return min(self.max_total_bytes, max(self.ratio_floor, self.max_ratio * archive_size))
 
 
 DEFAULT_LIMITS = ArchiveLimits()
@@ -56,7 +63,7 @@ def extract_archive(
     ``model/`` as ``tar czf model.tgz model``)."""
     with archive.open("rb") as stream:
         head = stream.read(8)
-    writer = _Writer(destination, limits)
+    writer = _Writer(destination, limits.max_entries, limits.byte_limit(archive.stat().st_size))
     try:
         if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
             _extract_zip(archive, writer)
@@ -93,17 +100,18 @@ def unpack(archive: Path, root: Path, limits: ArchiveLimits = DEFAULT_LIMITS) ->
 
 
 class _Writer:
-    def __init__(self, destination: Path, limits: ArchiveLimits) -> None:
+    def __init__(self, destination: Path, max_entries: int, max_bytes: int) -> None:
         self.destination = destination
-        self.limits = limits
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
         self.entries = 0
         self.total_bytes = 0
 
     def count(self, entries: int = 1) -> None:
         self.entries += entries
-        if self.entries > self.limits.max_entries:
+        if self.entries > self.max_entries:
             raise InvalidInputError(
-                f"the archive has more than {self.limits.max_entries} entries; "
+                f"the archive has more than {self.max_entries} entries; "
                 "a model folder needs far fewer"
             )
 
@@ -114,7 +122,8 @@ class _Writer:
     def folder(self, name: str) -> None:
         self._make_folders(self.target(name))
 
-    def file(self, name: str, source: IO[bytes]) -> None:
+    def file(self, name: str, source: IO[bytes]) -> int:
+        """Write one file; the bytes written."""
         target = self.target(name)
         self._make_folders(target.parent)
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
@@ -122,14 +131,18 @@ class _Writer:
             fd = os.open(target, flags, 0o644)
         except FileExistsError:
             raise InvalidInputError(f"the archive holds '{name}' twice") from None
+        written = 0
         with os.fdopen(fd, "wb") as out:
             for chunk in iter(lambda: source.read(_CHUNK), b""):
                 self.total_bytes += len(chunk)
-                if self.total_bytes > self.limits.max_total_bytes:
+                if self.total_bytes > self.max_bytes:
                     raise InvalidInputError(
-                        f"the archive unpacks to more than {self.limits.max_total_bytes} bytes"
+                        f"the archive unpacks to more than {self.max_bytes} bytes, the "
+                        "limit for an archive of its size (model files hardly compress)"
                     )
                 out.write(chunk)
+                written += len(chunk)
+        return written
 
     def _make_folders(self, folder: Path) -> None:
         relative = folder.relative_to(self.destination)
@@ -190,7 +203,8 @@ def _extract_tar(archive: Path, writer: _Writer) -> None:
                 source = bundle.extractfile(member)
                 assert source is not None  # a regular file always has content
                 with source:
-                    writer.file(member.name, source)
+                    if writer.file(member.name, source) != member.size:
+                        raise InvalidInputError(f"the archive is cut short in '{member.name}'")
             else:
                 kind = "a link" if member.issym() or member.islnk() else "a special file"
                 raise InvalidInputError(
