@@ -96,16 +96,17 @@ class FolderRuntime(Protocol):
 
 AnyRuntime = Runtime | FolderRuntime
 
-BUILTIN = ("sklearn", "onnx", "xgboost", "lightgbm")
+BUILTIN = ("sklearn", "onnx", "xgboost", "lightgbm", "pytorch")
 
 
 def _builtin() -> list[AnyRuntime]:
     from modelport.runtimes.lightgbm import LightGBMRuntime
     from modelport.runtimes.onnx import OnnxRuntime
+    from modelport.runtimes.pytorch import PyTorchRuntime
     from modelport.runtimes.sklearn import SklearnRuntime
     from modelport.runtimes.xgboost import XGBoostRuntime
 
-    return [SklearnRuntime(), OnnxRuntime(), XGBoostRuntime(), LightGBMRuntime()]
+    return [SklearnRuntime(), OnnxRuntime(), XGBoostRuntime(), LightGBMRuntime(), PyTorchRuntime()]
 
 
 def _from_entry_points() -> Iterable[AnyRuntime]:
