@@ -11,8 +11,10 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from modelport.runtimes.archives import pack_folder
+from modelport import Client
+from modelport.client.packing import pack_folder
 from tests.api.test_management import upload
+from tests.conftest import ADMIN_KEY
 from tests.servers import ServerProcess
 
 WEIGHTS = np.arange(12, dtype=np.float32).reshape(4, 3) / 10
@@ -48,10 +50,9 @@ def test_a_folder_with_external_data_is_served(
     admin: httpx.Client, server: ServerProcess, tmp_path: Path
 ) -> None:
     _model_with_external_data(tmp_path / "model")
-    archive = pack_folder(tmp_path / "model", tmp_path / "model.tar.gz")
-    response = upload(admin, "onnx-external", archive)
-    assert response.status_code == 201, response.text
-    assert response.json()["format"] == "onnx-folder"
+    with Client(server.url, api_key=ADMIN_KEY) as client:
+        version = client.push(tmp_path / "model", "onnx-external")  # packed by the client
+    assert version.format == "onnx-folder"
     rows = [[1.0, 2.0, 3.0, 4.0], [0.5, 0.0, -1.0, 2.0]]
     answer = admin.post("/models/onnx-external/predict", json={"features": rows})
     assert answer.status_code == 200, answer.text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -127,6 +126,14 @@ def push(
     alias: Annotated[str | None, typer.Option(help="Alias to point at the new version.")] = None,
     description: Annotated[str, typer.Option(help="Version description.")] = "",
     metrics: Annotated[str | None, typer.Option(help='JSON, e.g. {"r2": 0.9}.')] = None,
+    signature: Annotated[
+        str | None,
+        typer.Option(
+            help='JSON signature, e.g. {"inputs": [{"name": "x", "datatype": "FP32", '
+            '"shape": [-1, 4]}]}: required for TorchScript and pickled torch models, '
+            "checked against the model's own otherwise."
+        ),
+    ] = None,
     convert: Annotated[
         str | None,
         typer.Option(
@@ -141,11 +148,9 @@ def push(
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     upload = path
-    if path.is_dir():
-        if convert is not None:
-            raise fail("--convert takes a model file, not a folder")
-        upload = _packed(path)
-    elif convert == "skops":
+    if path.is_dir() and convert is not None:
+        raise fail("--convert takes a model file, not a folder")
+    if convert == "skops":
         from modelport.cli.convert import convert_to_skops
 
         upload = convert_to_skops(path)
@@ -170,13 +175,15 @@ def push(
             console=console,
             transient=True,
         ) as progress:
-            task = progress.add_task(f"uploading {path.name}", total=upload.stat().st_size)
+            size = upload.stat().st_size if upload.is_file() else None  # a folder is packed first
+            task = progress.add_task(f"uploading {path.name}", total=size)
             version = _client(url, api_key).push(
                 upload,
                 name,
                 alias=alias,
                 description=description,
                 metrics=_json_option(metrics, "--metrics"),
+                signature=_json_option(signature, "--signature"),
                 on_progress=lambda n: progress.advance(task, n),
             )
     finally:
@@ -187,20 +194,6 @@ def push(
         f"pushed [bold]{version.model}@{version.version}[/]{suffix} "
         f"sha256 {version.artifact_sha256[:12]} ({version.format}, {version.artifact_size} bytes)"
     )
-
-
-def _packed(folder: Path) -> Path:
-    import tempfile
-
-    from modelport.runtimes.archives import pack_folder
-
-    fd, name = tempfile.mkstemp(prefix=f"{folder.name}-", suffix=".tar.gz")
-    os.close(fd)
-    try:
-        return pack_folder(folder, Path(name))
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
 
 
 def _json_option(raw: str | None, option: str) -> Any:

@@ -20,6 +20,8 @@ from urllib.parse import quote
 import httpx
 import numpy as np
 
+from modelport.client.packing import packed
+from modelport.client.training import TrainingMethods
 from modelport.client.v2 import as_named_arrays, build_request, parse_response
 from modelport.errors import InvalidInputError, ModelPortError, error_from_code
 from modelport.types import (
@@ -30,6 +32,7 @@ from modelport.types import (
     ModelInfo,
     Principal,
     Role,
+    Signature,
     VersionInfo,
 )
 
@@ -98,7 +101,7 @@ def _raise_for_error(response: httpx.Response) -> None:
     raise ModelPortError(f"HTTP {response.status_code}: {response.text[:200]}")
 
 
-class Client:
+class Client(TrainingMethods):
     """A synchronous client. ``url`` and ``api_key`` default to ``MODELPORT_URL`` and
     ``MODELPORT_API_KEY``."""
 
@@ -185,18 +188,39 @@ class Client:
         metrics: dict[str, float] | None = None,
         params: dict[str, Any] | None = None,
         tags: dict[str, str] | None = None,
+        signature: Signature | dict[str, Any] | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> VersionInfo:
-        """Upload a model file as the next version of ``name`` (created when missing)."""
+        """Upload a model file, or a model folder (packed as ``.tar.gz``), as the next
+        version of ``name`` (created when missing). ``signature`` names the inputs of
+        formats that do not carry one (TorchScript, pickles) or renames them."""
         fields: dict[str, str] = {"description": description}
         if alias:
             fields["alias"] = alias
         for key, value in (("metrics", metrics), ("params", params), ("tags", tags)):
             if value:
                 fields[key] = json.dumps(value)
+        if signature is not None:
+            fields["signature"] = (
+                signature.model_dump_json()
+                if isinstance(signature, Signature)
+                else json.dumps(signature)
+            )
         path = Path(path)
+        if path.is_dir():
+            with packed(path) as archive:
+                return self._upload(name, archive, fields, on_progress)
         if not path.is_file():
-            raise InvalidInputError(f"no such file: {path}")
+            raise InvalidInputError(f"no such file or folder: {path}")
+        return self._upload(name, path, fields, on_progress)
+
+    def _upload(
+        self,
+        name: str,
+        path: Path,
+        fields: dict[str, str],
+        on_progress: Callable[[int], None] | None,
+    ) -> VersionInfo:
         with path.open("rb") as stream:
             upload: Any = _ProgressReader(stream, on_progress) if on_progress else stream
             response = self._request(
