@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         description="requests per second per API key unless the key sets its own "
         "(default: unlimited)",
     )
+    max_training_jobs: int = Field(
+        default=1, ge=0, le=64, description="training jobs running at once (0: queue only)"
+    )
     log_level: str = "info"
 
     @field_validator("admin_key")

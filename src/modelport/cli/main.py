@@ -8,7 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
+from modelport.cli.datasets import datasets_app
 from modelport.cli.output import clean_errors, console, fail, print_json
+from modelport.cli.training import jobs_app
+from modelport.cli.training import train as train_command
 from modelport.client import Client
 from modelport.errors import InvalidInputError
 
@@ -26,6 +29,9 @@ keys_app = typer.Typer(help="Create, list and revoke API keys (admin).", no_args
 app.add_typer(models_app, name="models")
 app.add_typer(alias_app, name="alias")
 app.add_typer(keys_app, name="keys")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(jobs_app, name="jobs")
+app.command("train")(train_command)
 
 UrlOption = Annotated[str | None, typer.Option("--url", envvar="MODELPORT_URL", help="Server URL.")]
 KeyOption = Annotated[

@@ -96,17 +96,41 @@ class FolderRuntime(Protocol):
 
 AnyRuntime = Runtime | FolderRuntime
 
-BUILTIN = ("sklearn", "onnx", "xgboost", "lightgbm", "pytorch")
+BUILTIN = (
+    "sklearn",
+    "onnx",
+    "xgboost",
+    "lightgbm",
+    "huggingface-embeddings",
+    "pytorch",
+    "huggingface-generation",
+    "mlflow",
+    "custom-python",
+)
 
 
 def _builtin() -> list[AnyRuntime]:
+    from modelport.runtimes.custom_python import CustomPythonRuntime
+    from modelport.runtimes.hf_embeddings import HFEmbeddingsRuntime
+    from modelport.runtimes.hf_generation import HFGenerationRuntime
     from modelport.runtimes.lightgbm import LightGBMRuntime
+    from modelport.runtimes.mlflow import MLflowRuntime
     from modelport.runtimes.onnx import OnnxRuntime
     from modelport.runtimes.pytorch import PyTorchRuntime
     from modelport.runtimes.sklearn import SklearnRuntime
     from modelport.runtimes.xgboost import XGBoostRuntime
 
-    return [SklearnRuntime(), OnnxRuntime(), XGBoostRuntime(), LightGBMRuntime(), PyTorchRuntime()]
+    return [
+        MLflowRuntime(),  # folders with a manifest file first: other folder runtimes
+        CustomPythonRuntime(),  # recognise folders by the kinds of files they hold
+        SklearnRuntime(),
+        OnnxRuntime(),
+        XGBoostRuntime(),
+        LightGBMRuntime(),
+        HFEmbeddingsRuntime(),
+        PyTorchRuntime(),
+        HFGenerationRuntime(),
+    ]
 
 
 def _from_entry_points() -> Iterable[AnyRuntime]:
@@ -217,6 +241,13 @@ def runtime_for(fmt: str) -> AnyRuntime:
 def is_folder_format(fmt: str) -> bool:
     """Whether versions of format ``fmt`` are stored as archives of a model folder."""
     return any(fmt in getattr(r, "folder_formats", ()) for r in runtimes())
+
+
+def needs_isolation(fmt: str) -> bool:
+    """Whether versions of format ``fmt`` run the uploader's code (custom Python, MLflow
+    pyfunc) and so are loaded only in worker processes, never in the server process: a
+    runtime lists such formats in an ``isolated_formats`` attribute."""
+    return any(fmt in getattr(r, "isolated_formats", ()) for r in runtimes())
 
 
 def missing_framework(package: str, extra: str, what: str) -> InvalidInputError:

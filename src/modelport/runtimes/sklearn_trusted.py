@@ -54,6 +54,9 @@ TRUSTED_SKOPS_TYPES: frozenset[str] = frozenset(
         "sklearn.utils._bunch.Bunch",
         "collections.OrderedDict",
         "collections.defaultdict",
+        # A dtype is rebuilt from an empty array saved with it (numpy's own format, no
+        # pickle); SimpleImputer keeps the dtype it was fitted on.
+        "numpy.dtype",
         *(f"sklearn.metrics._dist_metrics.{name}Distance64" for name in _DISTANCE_METRICS),
         *(f"sklearn.metrics._dist_metrics.{name}Distance32" for name in _DISTANCE_METRICS),
         *(f"sklearn._loss.loss.{name}" for name in _LOSSES),

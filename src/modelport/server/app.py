@@ -16,7 +16,9 @@ from modelport.access.keys import KeyStore
 from modelport.access.rate_limit import RateLimiter
 from modelport.api.errors import install_error_handlers
 from modelport.api.openai import routers as openai_routers
+from modelport.api.rest import datasets as dataset_routes
 from modelport.api.rest import docs, keys, models, predict, serving, v2, v2_repository, versions
+from modelport.api.rest import jobs as job_routes
 from modelport.api.state import Services
 from modelport.config import Settings
 from modelport.errors import ModelPortError
@@ -24,6 +26,7 @@ from modelport.registry import Registry
 from modelport.registry.references import parse_reference
 from modelport.server.banner import print_banner
 from modelport.server.bootstrap import bootstrap
+from modelport.server.training import build_training
 from modelport.serving.batching import QueueLimits
 from modelport.serving.dataplane import DataPlane
 from modelport.serving.model_cache import ModelCache, ServingDefaults
@@ -83,6 +86,9 @@ def create_app(settings: Settings, announce: bool = True) -> FastAPI:
         if announce:
             result = await run_in_threadpool(bootstrap, settings, services.registry, services.keys)
         app.state.services = services
+        training = build_training(settings, services.registry, engine)  # type: ignore[arg-type]
+        app.state.training = training
+        await run_in_threadpool(training.jobs.start)
         await _warm_default_model(services)
         grpc_server = None
         if settings.grpc_port:
@@ -104,6 +110,7 @@ def create_app(settings: Settings, announce: bool = True) -> FastAPI:
             yield
         finally:
             app.state.ready = False
+            await asyncio.to_thread(training.jobs.close)
             if grpc_server is not None:
                 stopped = grpc_server.stop(grace=2)
                 await asyncio.to_thread(stopped.wait, 5)
@@ -130,6 +137,8 @@ def create_app(settings: Settings, announce: bool = True) -> FastAPI:
         keys.router,
         serving.router,
         docs.router,
+        dataset_routes.router,
+        job_routes.router,
         *openai_routers(),
     ):
         app.include_router(router)

@@ -28,6 +28,7 @@ class DataPlaneCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._cache_metrics()
         yield from self._version_metrics()
+        yield from self._generation_metrics()
 
     def _cache_metrics(self) -> Iterator[Metric]:
         cache, counters = self._cache, self._cache.counters
@@ -104,3 +105,37 @@ class DataPlaneCollector(Collector):
             workers.add_metric(labels, served.workers)
             restarts.add_metric(labels, served.pool.replaced if served.pool else 0)
         yield from (requests, latency, queue, infer, rows, queued, shed, cold, workers, restarts)
+
+    def _generation_metrics(self) -> Iterator[Metric]:
+        """Text-generation models: decoding steps, tokens, batch size, cancellations."""
+        steps = CounterMetricFamily(
+            "modelport_generation_steps", "Decoding steps (one model call each)", labels=LABELS
+        )
+        tokens = CounterMetricFamily(
+            "modelport_generation_tokens", "Tokens generated", labels=LABELS
+        )
+        largest = GaugeMetricFamily(
+            "modelport_generation_largest_batch",
+            "Most sequences one decoding step served",
+            labels=LABELS,
+        )
+        active = GaugeMetricFamily(
+            "modelport_generation_active_sequences", "Sequences being decoded", labels=LABELS
+        )
+        cancelled = CounterMetricFamily(
+            "modelport_generation_cancelled",
+            "Requests stopped early because their client went away",
+            labels=LABELS,
+        )
+        for served in self._cache.loaded():
+            scheduler = served.generation
+            if scheduler is None:
+                continue
+            labels = [served.version.model, str(served.version.version)]
+            counters = scheduler.counters
+            steps.add_metric(labels, counters.steps)
+            tokens.add_metric(labels, counters.tokens)
+            largest.add_metric(labels, counters.largest_batch)
+            active.add_metric(labels, scheduler.active)
+            cancelled.add_metric(labels, counters.cancelled)
+        yield from (steps, tokens, largest, active, cancelled)

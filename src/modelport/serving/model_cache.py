@@ -18,8 +18,11 @@ from pathlib import Path
 from prometheus_client import Histogram
 
 from modelport.runtimes.base import LoadedModel
+from modelport.runtimes.isolation import LoadedInWorkers
 from modelport.runtimes.loader import load_version, model_path, synthetic_inputs
+from modelport.runtimes.plugins import needs_isolation
 from modelport.serving.batching import Batcher, BatchPolicy, QueueLimits
+from modelport.serving.generation import GenerationScheduler, scheduler_for
 from modelport.serving.loop_lag import LoopLag
 from modelport.serving.predictors import (
     InlinePredictor,
@@ -65,6 +68,8 @@ class ServedModel:
     predict_seconds: float | None
     stats: ModelStatistics = field(default_factory=ModelStatistics)
     pool: WorkerPool | None = None
+    generation: GenerationScheduler | None = None
+    """Text-generation models: the scheduler that batches their decoding steps."""
 
     def __post_init__(self) -> None:
         self.default_output_set = frozenset(self.default_outputs)
@@ -76,6 +81,16 @@ class ServedModel:
     def workers(self) -> int:
         """Predict processes (0: predict runs in the server process)."""
         return self.pool.count if self.pool is not None else 0
+
+    @property
+    def busy(self) -> bool:
+        """Callers are queued or being answered."""
+        return self.batcher.busy or (self.generation is not None and self.generation.busy)
+
+    async def close(self) -> None:
+        if self.generation is not None:
+            await self.generation.close()
+        await self.batcher.close()
 
     @property
     def footprint(self) -> int:
@@ -243,20 +258,20 @@ class ModelCache:
             if used <= self.memory_limit:
                 return
             served = self._served[key]
-            if key == keep or key[0] in self._pinned or served.batcher.busy:
+            if key == keep or key[0] in self._pinned or served.busy:
                 continue
             del self._served[key]
             used -= served.footprint
-            await served.batcher.close()
+            await served.close()
             self.counters.evictions += 1
             log.info("evicted %s@%d to stay within the memory budget", key[0], key[1])
 
     def _retire(self, served: ServedModel) -> None:
         async def retire() -> None:
             deadline = time.monotonic() + self._limits.timeout_s
-            while served.batcher.busy and time.monotonic() < deadline:
+            while served.busy and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)  # let its queued callers finish
-            await served.batcher.close()
+            await served.close()
 
         task = asyncio.get_running_loop().create_task(retire())
         self._retiring.add(task)
@@ -271,14 +286,23 @@ class ModelCache:
         path = await asyncio.to_thread(
             model_path, path, version.format, self._artifacts.unpacked_dir
         )
-        model = await asyncio.to_thread(
-            load_version, path, version, self._allow_pickle, share, cpus
-        )
-        predict_seconds = await asyncio.to_thread(self._warm_up, model, version)
+        isolated = needs_isolation(version.format)  # the uploader's code: workers only
+        model: LoadedModel = LoadedInWorkers(version.signature)
+        predict_seconds: float | None = None
+        if not isolated:
+            model = await asyncio.to_thread(
+                load_version, path, version, self._allow_pickle, share, cpus
+            )
+            predict_seconds = await asyncio.to_thread(self._warm_up, model, version)
         config = version.serving
         workers = config.workers if config.workers is not None else defaults.workers
         if workers is None:
             workers = default_workers(predict_seconds, cpus)
+        if isolated:
+            workers = max(1, workers)
+        generation = scheduler_for(model, config.max_batch_size)
+        if generation is not None:
+            workers = 0  # its scheduler drives the model in this process
         pool = None
         if workers > 0:
             if workers > 1:
@@ -321,6 +345,7 @@ class ModelCache:
             load_seconds=load_seconds,
             predict_seconds=predict_seconds,
             pool=pool,
+            generation=generation,
         )
 
     @staticmethod
@@ -346,7 +371,7 @@ class ModelCache:
         keys = [k for k in self._served if k[0] == name and version in (None, k[1])]
         for key in keys:
             served = self._served.pop(key)
-            await served.batcher.close()
+            await served.close()
         return len(keys)
 
     async def close(self) -> None:

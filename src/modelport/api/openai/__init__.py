@@ -10,4 +10,6 @@ from fastapi import APIRouter
 
 def routers() -> list[APIRouter]:
     """Every ``/v1`` router."""
-    return []
+    from modelport.api.openai import completions, embeddings, models
+
+    return [models.router, embeddings.router, completions.router]

@@ -21,6 +21,20 @@ from modelport.types import Principal, Scope, ServingConfig
 router = APIRouter(tags=["serving"])
 
 
+class GenerationState(BaseModel):
+    """A text-generation model's scheduler: what its decoding steps have done."""
+
+    requests: int
+    steps: int
+    tokens_generated: int
+    largest_batch: int
+    """Most sequences one decoding step served."""
+    cancelled: int
+    """Requests stopped early because their client went away."""
+    active: int
+    waiting: int
+
+
 class LoadedVersion(BaseModel):
     """One version in memory."""
 
@@ -40,6 +54,7 @@ class LoadedVersion(BaseModel):
     running_batches: int
     requests_shed: int
     memory_bytes: int
+    generation: GenerationState | None = None
 
 
 class ServingState(BaseModel):
@@ -76,6 +91,23 @@ def _loaded(served: ServedModel) -> LoadedVersion:
         running_batches=batcher.running_batches,
         requests_shed=batcher.shed,
         memory_bytes=served.footprint,
+        generation=_generation(served),
+    )
+
+
+def _generation(served: ServedModel) -> GenerationState | None:
+    scheduler = served.generation
+    if scheduler is None:
+        return None
+    counters = scheduler.counters
+    return GenerationState(
+        requests=counters.requests,
+        steps=counters.steps,
+        tokens_generated=counters.tokens,
+        largest_batch=counters.largest_batch,
+        cancelled=counters.cancelled,
+        active=scheduler.active,
+        waiting=scheduler.waiting,
     )
 
 

@@ -72,9 +72,11 @@ def serve(sock: socket.socket) -> None:
         model = load_version(
             Path(spec["artifact"]), version, spec["allow_pickle"], share, spec["threads"]
         )
-    except Exception as exc:
+    except BaseException as exc:  # a model's own code may raise anything, SystemExit too
+        # A domain error keeps its code (a refused, untrusted version stays a 403).
+        code = exc.code if isinstance(exc, ModelPortError) else ErrorCode.UNAVAILABLE
         reason = f"cannot load the model: {exc}"
-        send(sock, message({"seq": 0, "error": ErrorCode.UNAVAILABLE, "message": reason}))
+        send(sock, message({"seq": 0, "error": code, "message": reason}))
         return
     send(sock, message({"ready": os.getpid()}))
     segment: SharedMemory | None = None

@@ -1,0 +1,121 @@
+"""Candidate estimators by name, with the search space ModelPort tries for each.
+
+Any scikit-learn regressor or classifier can be named (found with
+``sklearn.utils.discovery.all_estimators``); the common ones carry a default search space.
+XGBoost and LightGBM are refused for now: their fitted models cannot be stored in the safe
+skops format the server loads without trust."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from modelport.errors import InvalidInputError
+from modelport.pipeline_spec import CandidateSpec
+
+_ALPHAS = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]
+_C = [0.01, 0.1, 1.0, 10.0, 100.0]
+_FOREST: dict[str, list[Any]] = {
+    "n_estimators": [50, 100, 200],
+    "max_depth": [None, 4, 8, 16],
+    "min_samples_leaf": [1, 2, 4],
+}
+_BOOSTING: dict[str, list[Any]] = {
+    "n_estimators": [50, 100, 200],
+    "learning_rate": [0.03, 0.1, 0.3],
+    "max_depth": [2, 3, 4],
+}
+_HIST: dict[str, list[Any]] = {
+    "learning_rate": [0.03, 0.1, 0.3],
+    "max_leaf_nodes": [15, 31, 63],
+    "l2_regularization": [0.0, 0.1, 1.0],
+}
+_TREE: dict[str, list[Any]] = {"max_depth": [None, 3, 5, 8, 12], "min_samples_leaf": [1, 2, 5, 10]}
+_NEIGHBORS: dict[str, list[Any]] = {
+    "n_neighbors": [3, 5, 11, 21],
+    "weights": ["uniform", "distance"],
+}
+
+DEFAULT_SPACES: dict[str, dict[str, list[Any]]] = {
+    "LinearRegression": {},
+    "Ridge": {"alpha": _ALPHAS},
+    "Lasso": {"alpha": _ALPHAS},
+    "ElasticNet": {"alpha": _ALPHAS, "l1_ratio": [0.1, 0.5, 0.9]},
+    "RandomForestRegressor": _FOREST,
+    "RandomForestClassifier": _FOREST,
+    "ExtraTreesRegressor": _FOREST,
+    "ExtraTreesClassifier": _FOREST,
+    "GradientBoostingRegressor": _BOOSTING,
+    "GradientBoostingClassifier": _BOOSTING,
+    "HistGradientBoostingRegressor": _HIST,
+    "HistGradientBoostingClassifier": _HIST,
+    "DecisionTreeRegressor": _TREE,
+    "DecisionTreeClassifier": _TREE,
+    "KNeighborsRegressor": _NEIGHBORS,
+    "KNeighborsClassifier": _NEIGHBORS,
+    "LogisticRegression": {"C": _C},
+    "SVR": {"C": _C},
+    "SVC": {"C": _C},
+}
+"""Values searched per parameter when the spec gives none."""
+FIXED_PARAMS: dict[str, dict[str, Any]] = {"LogisticRegression": {"max_iter": 2000}}
+UNSAFE_FORMATS = ("XGBRegressor", "XGBClassifier", "LGBMRegressor", "LGBMClassifier")
+
+
+def estimator_class(name: str, task: str) -> type[Any]:
+    """The scikit-learn class called ``name`` that fits ``task``."""
+    if name in UNSAFE_FORMATS:
+        raise InvalidInputError(
+            f"{name} is not supported as a pipeline candidate yet: its fitted models cannot be "
+            "stored in the safe skops format; use HistGradientBoostingRegressor/Classifier"
+        )
+    from sklearn.utils.discovery import all_estimators
+
+    kind = "regressor" if task == "regression" else "classifier"
+    found = dict(all_estimators(type_filter=kind))
+    if name not in found:
+        other = "classifier" if kind == "regressor" else "regressor"
+        hint = (
+            f"; {name} is a {other}: set task accordingly"
+            if name in dict(all_estimators(type_filter=other))
+            else ""
+        )
+        raise InvalidInputError(f"unknown {kind} '{name}' for a {task} task{hint}")
+    cls: type[Any] = found[name]
+    return cls
+
+
+def make_estimator(name: str, task: str, seed: int, params: dict[str, Any]) -> Any:
+    """A fresh estimator with ``params``, seeded when it takes a ``random_state``."""
+    cls = estimator_class(name, task)
+    try:
+        estimator = cls(**FIXED_PARAMS.get(name, {}))
+    except TypeError as exc:
+        raise InvalidInputError(
+            f"{name} needs constructor arguments ModelPort cannot guess ({exc}); pick another"
+        ) from None
+    settable = estimator.get_params(deep=False)
+    unknown = sorted(set(params) - set(settable))
+    if unknown:
+        raise InvalidInputError(
+            f"{name} has no parameter {', '.join(unknown)}; it takes {', '.join(sorted(settable))}"
+        )
+    if "random_state" in settable and "random_state" not in params:
+        estimator.set_params(random_state=seed)
+    return estimator.set_params(**params)
+
+
+def search_space(candidate: CandidateSpec, task: str) -> dict[str, list[Any]]:
+    """The values to search for one candidate (validated against the estimator)."""
+    space = (
+        candidate.params
+        if candidate.params is not None
+        else DEFAULT_SPACES.get(candidate.estimator, {})
+    )
+    settable = make_estimator(candidate.estimator, task, 0, {}).get_params(deep=False)
+    unknown = sorted(set(space) - set(settable))
+    if unknown:
+        raise InvalidInputError(
+            f"{candidate.estimator} has no parameter {', '.join(unknown)}; it takes "
+            + ", ".join(sorted(settable))
+        )
+    return dict(space)
