@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 FRAMEWORKS_STAMP := $(VENV)/.frameworks-stamp
 
 $(FRAMEWORKS_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev,frameworks,convert]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev,frameworks,convert,parquet]'
 	@touch $(FRAMEWORKS_STAMP)
 
 install: $(STAMP)

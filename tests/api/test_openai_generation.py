@@ -19,7 +19,7 @@ import openai
 import pytest
 import torch
 
-from modelport.runtimes.archives import pack_folder
+from modelport.client.packing import pack_folder
 from tests.api.test_management import upload
 from tests.conftest import ADMIN_KEY
 from tests.models import regression, save_skops

@@ -12,14 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from modelport.client.packing import pack_folder
 from modelport.errors import InvalidInputError
-from modelport.runtimes.archives import (
-    ArchiveLimits,
-    extract_archive,
-    is_archive,
-    pack_folder,
-    unpack,
-)
+from modelport.runtimes.archives import ArchiveLimits, extract_archive, is_archive, unpack
 
 
 def _tar(path: Path, entries: list[tarfile.TarInfo], data: dict[str, bytes] | None = None) -> Path:

@@ -15,8 +15,8 @@ import httpx
 import numpy as np
 import pytest
 
+from modelport.client.packing import pack_folder
 from modelport.errors import ForbiddenError, InvalidInputError
-from modelport.runtimes.archives import pack_folder
 from modelport.runtimes.loader import inspect_upload, load_model
 from modelport.types import Signature
 from tests.api.test_management import upload

@@ -19,8 +19,8 @@ import httpx
 import numpy as np
 import pytest
 
+from modelport.client.packing import pack_folder
 from modelport.errors import InvalidInputError
-from modelport.runtimes.archives import pack_folder
 from modelport.runtimes.loader import inspect_upload
 from tests.api.test_management import upload
 from tests.cli.test_cli import modelport

@@ -217,20 +217,3 @@ def _members(bundle: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     # One header at a time (the entry limit stops a huge archive early).
     while (member := bundle.next()) is not None:
         yield member
-
-
-def pack_folder(folder: Path, destination: Path) -> Path:
-    """A ``.tar.gz`` of ``folder``'s regular files and subfolders (for pushing a folder);
-    symlinks inside it are followed only when they stay inside the folder."""
-    base = folder.resolve()
-    with tarfile.open(destination, "w:gz") as bundle:
-        for path in sorted(base.rglob("*")):
-            resolved = path.resolve()
-            if not resolved.is_relative_to(base):
-                raise InvalidInputError(f"'{path}' links outside the folder being pushed")
-            relative = path.relative_to(base).as_posix()
-            if resolved.is_dir():
-                continue  # folders come with their files
-            if resolved.is_file():
-                bundle.add(resolved, arcname=relative, recursive=False)
-    return destination

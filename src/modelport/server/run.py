@@ -14,6 +14,9 @@ from modelport.errors import InvalidInputError
 
 
 def run_server(overrides: dict[str, Any]) -> None:
+    # Before anything imports torch, here and in the worker processes that inherit it:
+    # OpenMP threads sleep instead of spinning (runtimes/torch_import.py says why).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     import uvicorn
 
     from modelport.api.fastpath import FastPath
