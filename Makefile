@@ -1,6 +1,7 @@
 # ModelPort — `make serve` and `make test` create .venv when missing and install the
-# project with its dev extras first; `make test` also installs every model framework extra
-# (`make serve` stays on the core install: a framework is needed only for its models).
+# project first. `make serve` stays on the core install (quick on a fresh machine: a model
+# framework is needed only for its models); `make test` adds the dev tools, every model
+# framework extra and the reference packages the tests compare with.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -11,10 +12,10 @@ STAMP := $(VENV)/.installed-stamp
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev]'
+	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable .
 	@touch $(STAMP)
 
-FRAMEWORKS_STAMP := $(VENV)/.frameworks-stamp
+FRAMEWORKS_STAMP := $(VENV)/.dev-frameworks-stamp
 
 $(FRAMEWORKS_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet --constraint constraints.txt --editable '.[dev,frameworks,convert,parquet]'
@@ -39,10 +40,10 @@ test: lint typecheck
 PROTO := src/modelport/api/grpc/protocol/inference.proto
 
 # The gRPC code is generated from inference.proto, committed, and never edited by hand.
-proto: $(STAMP)
+proto: $(FRAMEWORKS_STAMP)
 	$(BIN)/python -m grpc_tools.protoc -Isrc --python_out=src --pyi_out=src --grpc_python_out=src $(PROTO)
 
-bench: $(STAMP)
+bench: $(FRAMEWORKS_STAMP)
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean:

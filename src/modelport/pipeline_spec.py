@@ -71,13 +71,14 @@ class PreprocessingSpec(_Strict):
 
 
 GridValue = bool | int | float | str | None
+ESTIMATOR_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
 class CandidateSpec(_Strict):
     """An estimator by its class name, and optionally the values to search per parameter
     (replacing ModelPort's default search space for it)."""
 
-    estimator: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    estimator: str = Field(min_length=1, max_length=64, pattern=ESTIMATOR_NAME.pattern)
     params: dict[str, list[GridValue]] | None = None
 
     @field_validator("params")
@@ -196,6 +197,18 @@ class PipelineSpec(_Strict):
     optimize: OptimizeSpec = Field(default_factory=OptimizeSpec)
     registration: RegisterSpec = Field(alias="register")
     gate: str | None = Field(default=None, max_length=1000)
+
+    @field_validator("candidates")
+    @classmethod
+    def _candidate_names(cls, candidates: list[str | CandidateSpec]) -> list[str | CandidateSpec]:
+        # Names given as plain strings get the check CandidateSpec gives its own field.
+        for name in candidates:
+            if isinstance(name, str) and not ESTIMATOR_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name[:64]!r} is not an estimator class name (e.g. Ridge): letters, "
+                    "digits and '_', at most 64"
+                )
+        return candidates
 
     @field_validator("gate", mode="before")
     @classmethod

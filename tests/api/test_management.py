@@ -12,6 +12,7 @@ import pytest
 import skops.io as sio
 
 from tests.models import CustomScaler, classifier, regression, save_skops, text_classifier
+from tests.servers import ServerProcess
 
 
 def upload(client: httpx.Client, name: str, path: Path, **fields: str) -> httpx.Response:
@@ -225,3 +226,31 @@ def test_skops_with_untrusted_type_is_refused(admin: httpx.Client, tmp_path: Pat
     assert response.status_code == 400
     message = response.json()["error"]["message"]
     assert "does not trust" in message and "CustomScaler" in message
+
+
+def test_skops_naming_os_system_is_refused_and_never_runs(
+    admin: httpx.Client, server: ServerProcess, tmp_path: Path
+) -> None:
+    """A hand-edited skops file whose function node is ``os.system`` (FunctionTransformer
+    would call it on predict): refused at upload, nothing runs, the server stays up."""
+    import zipfile
+
+    from sklearn.preprocessing import FunctionTransformer
+
+    honest = tmp_path / "honest.skops"
+    sio.dump(FunctionTransformer(func=np.log1p).fit(np.ones((3, 2))), honest)
+    hostile = tmp_path / "hostile.skops"
+    with zipfile.ZipFile(honest) as source, zipfile.ZipFile(hostile, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename == "schema.json":
+                schema = json.loads(data)
+                schema["content"]["content"]["func"].update(__class__="system", __module__="os")
+                data = json.dumps(schema).encode()
+            target.writestr(item, data)
+    response = upload(admin, "os-system", hostile)
+    assert response.status_code == 400, response.text
+    message = response.json()["error"]["message"]
+    assert "does not trust" in message and "os.system" in message
+    assert admin.get("/api/v1/models/os-system").status_code == 404
+    assert server.is_healthy()

@@ -173,6 +173,29 @@ def test_dimensions_truncate_and_renormalize(
         client.embeddings.create(model=MODEL, input="x", dimensions=385)
 
 
+def test_dimensions_of_one_text_or_of_the_full_width(
+    client: openai.OpenAI, reference: SentenceTransformer
+) -> None:
+    # One row cut to 64, or all 384 kept, is a contiguous view of the worker's read-only
+    # output: normalizing it in place was a 500 ("output array is read-only").
+    for texts, dimensions in ((["The cat sits outside"], 64), (SENTENCES[:2], 384)):
+        response = client.embeddings.create(model=MODEL, input=texts, dimensions=dimensions)
+        full = reference.encode(texts)[:, :dimensions]
+        expected = full / np.linalg.norm(full, axis=1, keepdims=True)
+        np.testing.assert_allclose(_vectors(response), expected, atol=1e-5, rtol=0)
+
+
+def test_shortened_leaves_a_read_only_output_alone() -> None:
+    from modelport.api.openai.embeddings import shortened
+
+    vectors = np.full((1, 8), 2.0, dtype=np.float32)
+    vectors.flags.writeable = False
+    for dimensions in (4, 8):
+        kept = shortened(vectors, dimensions, normalized=True)
+        np.testing.assert_allclose(np.linalg.norm(kept, axis=1), 1.0, atol=1e-6)
+    assert (vectors == 2.0).all()
+
+
 def test_models_lists_and_retrieves(client: openai.OpenAI, admin: httpx.Client, key: str) -> None:
     listed = {model.id: model for model in client.models.list()}
     assert {MODEL, "linear"} <= set(listed)

@@ -129,3 +129,26 @@ def test_an_unknown_declared_format_is_refused(tmp_path: Path) -> None:
 def test_read_frame_round_trips(tmp_path: Path) -> None:
     path = customers_csv(tmp_path / "c.csv")
     pd.testing.assert_frame_equal(read_frame(path, "csv"), pd.read_csv(path), check_dtype=False)
+
+
+def test_a_header_name_with_a_line_break_is_refused_before_pandas_reads_it(
+    tmp_path: Path,
+) -> None:
+    # A quoted line break makes pandas read the header across lines: it would find more
+    # columns than the first line names (an IndexError, a 500, before the fix), and a
+    # million names after the break would escape the header's byte and column limits.
+    wide = '"a\nb",' + ",".join(f"c{i}" for i in range(MAX_COLUMNS * 2)) + "\n1\n"
+    for content in ('a,"b\nc",d\n1,2,3\n', wide):
+        path = tmp_path / "multiline.csv"
+        path.write_text(content)
+        started = time.perf_counter()
+        with pytest.raises(InvalidInputError, match="line break"):
+            profile_file(path, "csv")
+        assert time.perf_counter() - started < 1.0
+
+
+def test_a_csv_with_carriage_return_line_ends_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "mac.csv"
+    path.write_bytes(b"a,b\r1,2\r3,4\r")
+    profile = profile_file(path, "csv")
+    assert [c.name for c in profile.columns] == ["a", "b"] and profile.rows == 2

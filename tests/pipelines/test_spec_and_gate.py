@@ -51,6 +51,8 @@ def test_better_than_in_both_spellings() -> None:
         ({"register": {"model": "m", "alias": "7"}}, "alias"),
         ({"candidates": []}, "candidates"),
         ({"candidates": [{"estimator": "Ridge; rm"}]}, "candidates"),
+        ({"candidates": ["os.system"]}, "not an estimator class name"),
+        ({"candidates": ["Ridge", "x" * 65]}, "not an estimator class name"),
         ({"search": {"metric": "r3"}}, "unknown metric"),
         ({"search": {"cv": 1}}, "search.cv"),
         ({"split": {"test_size": 1.5}}, "split.test_size"),

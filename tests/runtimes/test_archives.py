@@ -202,3 +202,37 @@ def test_packing_refuses_a_link_out_of_the_folder(tmp_path: Path) -> None:
     (folder / "leak").symlink_to(tmp_path / "secret")
     with pytest.raises(InvalidInputError, match="links outside"):
         pack_folder(folder, tmp_path / "model.tar.gz")
+
+
+def _damaged_zip(path: Path, damage: str) -> Path:
+    """A one-file zip whose deflate data is garbled, whose entry claims to be encrypted,
+    or whose entry names a compression method zipfile does not know."""
+    content = bytes(range(256)) * 64
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as bundle:
+        bundle.writestr("model/config.json", content)
+    data = bytearray(path.read_bytes())
+    central = data.rfind(b"PK\x01\x02")
+    if damage == "garbled":
+        start = 30 + len("model/config.json")
+        data[start : start + 16] = bytes(16)
+        data[start] = 0x05  # a dynamic-Huffman block with nonsense code lengths
+    elif damage == "encrypted":
+        data[6] |= 1  # general purpose flag bit 0, local header and central directory
+        data[central + 8] |= 1
+    else:
+        data[8] = data[central + 10] = 99  # an unknown compression method
+    path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        ("garbled", "cannot be read"),
+        ("encrypted", "encrypted"),
+        ("unknown-method", "cannot be read"),
+    ],
+)
+def test_damaged_zip_entries_are_clear_errors(tmp_path: Path, damage: str, match: str) -> None:
+    # zlib.error, RuntimeError and NotImplementedError escaped as 500s before the fix.
+    _refused(_damaged_zip(tmp_path / "damaged.zip", damage), tmp_path, match)

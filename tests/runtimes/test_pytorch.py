@@ -408,3 +408,25 @@ def test_threads_follow_the_load_options(program: Path) -> None:
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_encrypted_or_unreadable_entries_are_not_safe(tmp_path: Path) -> None:
+    # zipfile raises RuntimeError for an encrypted entry and NotImplementedError for an
+    # unknown compression method: both escaped the check (a 500 at upload) before the fix.
+    import zipfile
+
+    for damage in ("encrypted", "method"):
+        path = tmp_path / f"{damage}.pt2"
+        with zipfile.ZipFile(path, "w") as bundle:
+            bundle.writestr("m/archive_format", b"pt2")
+        data = bytearray(path.read_bytes())
+        central = data.rfind(b"PK\x01\x02")
+        if damage == "encrypted":
+            data[6] |= 1
+            data[central + 8] |= 1
+        else:
+            data[8] = data[central + 10] = 99
+        path.write_bytes(bytes(data))
+        assert "cannot be read" in (unsafe_reason(path) or "")
+        with pytest.raises(InvalidInputError, match="could run code"):
+            inspect_upload(path, False, True, None)

@@ -8,8 +8,8 @@ start, and Parquet support is an optional extra."""
 from __future__ import annotations
 
 import csv
-import io
 import math
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -95,7 +95,9 @@ def read_csv_header(path: Path) -> list[str]:
     """The header row's names, read with a byte limit (a header of a million columns is
     refused after ``MAX_HEADER_BYTES``, never parsed whole)."""
     with path.open("rb") as stream:
-        line = stream.readline(MAX_HEADER_BYTES + 1)
+        head = stream.read(MAX_HEADER_BYTES + 1)
+    # The first line ends at \n, \r\n or a bare \r, as for pandas' parser.
+    line = re.split(rb"\r|\n", head, maxsplit=1)[0]
     if len(line) > MAX_HEADER_BYTES:
         raise InvalidInputError(
             f"the CSV header row is longer than {MAX_HEADER_BYTES} bytes; at most "
@@ -109,7 +111,13 @@ def read_csv_header(path: Path) -> list[str]:
         ) from None
     if not text.strip():
         raise InvalidInputError("the CSV has no header row; the first line must name the columns")
-    names = next(csv.reader(io.StringIO(text)), [])
+    names = next(csv.reader([text + "\n"]), [])
+    if any("\n" in name or "\r" in name for name in names):
+        # pandas would read such a header on across lines, past the limits checked here.
+        raise InvalidInputError(
+            "a CSV column name holds a line break (a quoted name spans lines); put every "
+            "column name on the header line"
+        )
     _check_names(names)
     return names
 
@@ -166,6 +174,11 @@ def _profile_csv(path: Path) -> DatasetProfile:
         with csv_chunks(path) as reader:
             for chunk in reader:
                 rows += len(chunk)
+                if len(chunk.columns) != len(names):
+                    raise InvalidInputError(
+                        f"the CSV parser found {len(chunk.columns)} columns where the header "
+                        f"names {len(names)}; check the header's quoting"
+                    )
                 for index, name in enumerate(chunk.columns):
                     types[index] = _merged(types[index], _column_type(chunk[name].dtype))
                     missing[index] += int(chunk[name].isna().sum())

@@ -11,12 +11,14 @@ outside the destination and nothing is overwritten.
 from __future__ import annotations
 
 import contextlib
+import lzma
 import os
 import shutil
 import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -27,6 +29,16 @@ from modelport.errors import InvalidInputError
 _CHUNK = 1024 * 1024
 _MAX_DEPTH = 32
 _MAX_NAME = 255
+_READ_ERRORS = (
+    zipfile.BadZipFile,
+    tarfile.TarError,
+    EOFError,
+    OSError,
+    ValueError,
+    zlib.error,  # garbled deflate data in a zip entry
+    lzma.LZMAError,
+    NotImplementedError,  # a zip compression method zipfile does not implement
+)
 
 
 @dataclass(frozen=True)
@@ -69,7 +81,7 @@ def extract_archive(
             _extract_zip(archive, writer)
         else:
             _extract_tar(archive, writer)
-    except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError, ValueError) as exc:
+    except _READ_ERRORS as exc:
         raise InvalidInputError(f"the archive cannot be read: {exc}") from None
     if writer.entries == 0:
         raise InvalidInputError("the archive is empty")
@@ -189,6 +201,11 @@ def _extract_zip(archive: Path, writer: _Writer) -> None:
             if info.is_dir():
                 writer.folder(info.filename)
                 continue
+            if info.flag_bits & 0x1:
+                raise InvalidInputError(
+                    f"the archive entry '{info.filename}' is encrypted; pack the model "
+                    "folder without a password"
+                )
             with bundle.open(info) as source:
                 writer.file(info.filename, source)
 

@@ -27,6 +27,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,16 @@ def unsafe_reason(path: Path) -> str | None:
     try:
         with zipfile.ZipFile(path) as archive:
             return _archive_reason(archive)
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError, RecursionError) as exc:
+    except (
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+        RecursionError,
+        zlib.error,
+        RuntimeError,  # an encrypted entry
+        NotImplementedError,  # a compression method zipfile does not implement
+    ) as exc:
         return f"the archive cannot be read ({type(exc).__name__}: {str(exc)[:200]})"
 
 
