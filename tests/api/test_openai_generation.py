@@ -502,3 +502,44 @@ def test_hostile_folders_are_refused_at_upload(
     assert gen_server.is_healthy()
     ok = client.completions.create(model=MODEL, prompt="still here", max_tokens=2)
     assert ok.usage is not None and ok.usage.completion_tokens == 2
+
+
+SLOW_TEMPLATE = (
+    "{% for i in range(10000) %}{% for j in range(3000) %}{% endfor %}{% endfor %}"
+    "{% for message in messages %}{{ message['content'] }}{% endfor %}assistant:"
+)
+
+
+def test_a_slow_chat_template_does_not_stall_the_server(
+    admin: httpx.Client, folders: dict[str, Path], gen_server: ServerProcess, key: str
+) -> None:
+    # The template is the uploader's: rendering it on the event loop froze every other
+    # request (health checks included) for as long as it ran, before the fix.
+    folder = folders["root"] / "slow-template"
+    shutil.copytree(folders["tiny"], folder)
+    (folder / "chat_template.jinja").write_text(SLOW_TEMPLATE)
+    pushed = upload(admin, "slow-template", pack_folder(folder, folder.with_suffix(".tar.gz")))
+    assert pushed.status_code == 201, pushed.text
+    body = {"model": "slow-template", "messages": [{"role": "user", "content": "hi"}]}
+    body["max_tokens"] = 1
+    headers = {"Authorization": f"Bearer {key}"}
+    url = f"{gen_server.url}/v1/chat/completions"
+    assert httpx.post(url, json=body, headers=headers, timeout=120).status_code == 200  # loaded
+    answers: list[int] = []
+    chat = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(url, json=body, headers=headers, timeout=120).status_code
+        )
+    )
+    started = time.perf_counter()
+    chat.start()
+    time.sleep(0.3)  # the chat is rendering its template by now
+    slowest = 0.0
+    while chat.is_alive():
+        asked = time.perf_counter()
+        assert httpx.get(f"{gen_server.url}/v2/health/live", timeout=60).status_code == 200
+        slowest = max(slowest, time.perf_counter() - asked)
+    chat.join()
+    assert answers == [200]
+    assert time.perf_counter() - started > 1.5  # the template really was slow...
+    assert slowest < 0.5, slowest  # ...and the server kept answering meanwhile

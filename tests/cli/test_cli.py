@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.conftest import ADMIN_KEY
 from tests.models import regression, save_joblib, save_skops
@@ -186,3 +187,10 @@ def test_errors_are_one_clear_line(server: ServerProcess, tmp_path: Path) -> Non
     assert unreachable.returncode == 1 and "cannot reach" in unreachable.stderr
     missing_file = modelport(server, "models", "push", str(tmp_path / "nope.skops"), "--name", "x")
     assert missing_file.returncode != 0 and "Traceback" not in missing_file.stderr
+
+
+def test_error_messages_are_printed_as_text_not_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    from modelport.cli.output import fail
+
+    fail("install it with: pip install 'modelport[torch]' [bold]x[/]")
+    assert "pip install 'modelport[torch]' [bold]x[/]" in capsys.readouterr().err

@@ -94,7 +94,8 @@ def embedding_width(version: VersionInfo) -> int:
 def shortened(vectors: np.ndarray, dimensions: int, normalized: bool) -> np.ndarray:
     """The first ``dimensions`` components of each vector, normalized again when the
     model's vectors are."""
-    kept = np.ascontiguousarray(vectors[:, :dimensions], dtype=np.float32)
+    # A copy: the slice may be the model's own (read-only) output, when it is contiguous.
+    kept = np.array(vectors[:, :dimensions], dtype=np.float32, order="C", copy=True)
     if normalized:
         norms = np.linalg.norm(kept, axis=1, keepdims=True)
         kept /= np.maximum(norms, 1e-12)
