@@ -5,8 +5,10 @@ Usage: .venv/bin/python bench/training.py [--repeat N] [--output PATH]
 Starts `modelport serve --no-demo` on the loopback interface (pinned to one core with
 `taskset`; the training worker processes inherit it, and their estimators fit on one
 thread), uploads each example's CSV as a dataset (`bench/training_examples.py`: houses,
-churn, tumours) and submits its spec to `POST /api/v1/jobs`, one job at a time. The runner,
-pinned to the other core, polls `GET /api/v1/jobs/ID` every 50 ms: the job's wall time is
+churn, tumours) and submits its spec to `POST /api/v1/jobs`, one job at a time (each after
+waiting up to 10 s for other processes to leave the CPU alone; what they took meanwhile is
+the "others' CPU" column, in shares of one core). The runner, pinned to the other core,
+polls `GET /api/v1/jobs/ID` every 50 ms: the job's wall time is
 from the submit to the first answer that says `succeeded`, and each stage's time is from
 the first poll that shows it (`progress.stage`) to the first that shows the next one (a
 stage shorter than a poll is counted in the one before it). The worker's own clock gives
@@ -43,7 +45,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from cpuload import NOISY, Snapshot, others_share, snapshot
+from cpuload import NOISY, Snapshot, others_share, snapshot, wait_quiet
 from envs import BENCH_DIR, package_versions
 from memory import tree
 from report import finish, preamble
@@ -58,13 +60,16 @@ DROPPED_ONNX = "ONNX Runtime, not registered"
 RELATIVE_TOLERANCE = 1e-4  # the pipeline's: modelport.pipelines.optimization
 POLL_S = 0.05
 JOB_TIMEOUT_S = 300.0
+QUIET_WAIT_S = 10.0  # before each job, wait at most this long for others to calm down
 PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("queued + worker start", ("queued", "starting")),
+    ("queued", ("queued",)),
+    ("worker start", ("starting",)),
     ("load + split", ("load", "split")),
     ("search", ("search",)),
     ("refit + test", ("refit", "test")),
     ("ONNX", ("optimize",)),
-    ("save + register", ("save", "register")),
+    ("save", ("save",)),
+    ("register", ("register",)),
 )
 """The report's stage columns, each the job's progress stages it covers."""
 
@@ -149,7 +154,8 @@ class Api:
 
     def run_job(self, spec: dict[str, Any]) -> JobRun:
         """Submit ``spec`` and poll the job to its end (an end but success fails the run)."""
-        ours = {os.getpid()}
+        ours = {os.getpid(), *tree(self.server_pid)}
+        wait_quiet(QUIET_WAIT_S, ours)
         before = snapshot()
         started = time.perf_counter()
         job = self.call("POST", "/api/v1/jobs", json=spec)
@@ -463,6 +469,13 @@ def write_report(args: argparse.Namespace, outcomes: list[Outcome], started: flo
         "### Stages (seconds, from the job's progress)",
         "",
         *stages_table(outcomes),
+        "",
+        "queued: until the dispatcher claims the job; worker start: a fresh interpreter "
+        "(`spawn`) importing the pipeline code; load + split: reading the CSV, choosing "
+        "features, splitting, building the search (pandas and scikit-learn imports included);"
+        " save: the worker writes the model (and for ONNX runs it on the test split); "
+        "register: the server inspects the artifact as it inspects an upload, stores it and "
+        "applies the gate. A `-`: no poll saw that stage (counted in the one before).",
         "",
         "### Leaderboards (the worker's seconds per candidate)",
         "",

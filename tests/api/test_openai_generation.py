@@ -520,8 +520,11 @@ def test_a_slow_chat_template_does_not_stall_the_server(
     (folder / "chat_template.jinja").write_text(SLOW_TEMPLATE)
     pushed = upload(admin, "slow-template", pack_folder(folder, folder.with_suffix(".tar.gz")))
     assert pushed.status_code == 201, pushed.text
-    body = {"model": "slow-template", "messages": [{"role": "user", "content": "hi"}]}
-    body["max_tokens"] = 1
+    body: dict[str, Any] = {
+        "model": "slow-template",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 1,
+    }
     headers = {"Authorization": f"Bearer {key}"}
     url = f"{gen_server.url}/v1/chat/completions"
     assert httpx.post(url, json=body, headers=headers, timeout=120).status_code == 200  # loaded

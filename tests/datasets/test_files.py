@@ -152,3 +152,27 @@ def test_a_csv_with_carriage_return_line_ends_is_read(tmp_path: Path) -> None:
     path.write_bytes(b"a,b\r1,2\r3,4\r")
     profile = profile_file(path, "csv")
     assert [c.name for c in profile.columns] == ["a", "b"] and profile.rows == 2
+
+
+def test_preview_of_nested_parquet_columns(tmp_path: Path) -> None:
+    # A list column reaches json_value as a numpy array, whose .item() raised (a 500 on
+    # the preview endpoint) before the fix.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "nested.parquet"
+    table = pa.table(
+        {
+            "l": [[1, 2], [3]],
+            "s": [{"a": 1.5}, {"a": None}],
+            "t": pa.array([0, None], pa.timestamp("s")),
+            "y": [1.0, 2.0],
+        }
+    )
+    pq.write_table(table, path)
+    names, rows = preview_rows(path, profile_file(path, "parquet").format, 5)
+    assert names == ["l", "s", "t", "y"]
+    assert rows == [
+        [[1, 2], {"a": 1.5}, "1970-01-01T00:00:00", 1.0],
+        [[3], {"a": None}, None, 2.0],  # a missing timestamp is null, not "NaT"
+    ]

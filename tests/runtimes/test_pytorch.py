@@ -430,3 +430,40 @@ def test_encrypted_or_unreadable_entries_are_not_safe(tmp_path: Path) -> None:
         assert "cannot be read" in (unsafe_reason(path) or "")
         with pytest.raises(InvalidInputError, match="could run code"):
             inspect_upload(path, False, True, None)
+
+
+def _every_expression(value: str) -> Callable[[dict[str, Any]], None]:
+    def edit(document: dict[str, Any]) -> None:
+        pending: list[Any] = [document]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, dict):
+                for key in item:
+                    if key == "expr_str":
+                        item[key] = value
+                    else:
+                        pending.append(item[key])
+            elif isinstance(item, list):
+                pending.extend(item)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        # sympify evaluates these: each kept torch.export.load busy (holding the GIL, so
+        # the whole server froze) for as long as it took, before the fix.
+        _every_expression("9**9**9**9"),
+        _every_expression("PowByNatural(9, 999999999999)"),
+        _every_expression("LShift(1, 999999999999)"),
+        _every_expression("Integer(1e999999999)"),
+        _edit("guards_code", ["L['x'].size()[0] ** 999999999999 > 1"]),
+        _edit("guards_code", ["1 << 999999999999 > L['x'].size()[0]"]),
+    ],
+)
+def test_expressions_that_would_take_forever_are_not_safe(
+    program: Path, tmp_path: Path, edit: Callable[[dict[str, Any]], None]
+) -> None:
+    hostile = edit_program(program, tmp_path / "slow.pt2", edit)
+    assert unsafe_reason(hostile) is not None

@@ -295,7 +295,13 @@ def json_value(value: Any) -> Any:
     if value is None:
         return None
     if isinstance(value, datetime | date):
-        return value.isoformat()
+        return None if value != value else value.isoformat()  # pandas' NaT is a datetime
+    if getattr(value, "ndim", 0) > 0:  # a list cell of a Parquet file: a numpy array
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return [json_value(part) for part in value]
+    if isinstance(value, dict):  # a struct cell
+        return {str(key): json_value(part) for key, part in value.items()}
     item = getattr(value, "item", None)
     if callable(item):
         value = item()

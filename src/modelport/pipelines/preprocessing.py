@@ -83,10 +83,24 @@ def model_input(frame: Any, layout: FeatureLayout) -> Any:
 
 
 def _scaler(kind: str) -> Any:
+    """The scaler for ``kind``; None for "none" (the step is left out: skl2onnx cannot
+    convert a "passthrough" step)."""
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
     scalers = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
-    return scalers[kind]() if kind in scalers else "passthrough"
+    return scalers[kind]() if kind in scalers else None
+
+
+def without_scaling(preprocessor: Any) -> Any:
+    """``preprocessor`` (unfitted) with its numeric scaling step left out: for models that
+    split on thresholds, which scaling cannot help. It also keeps their ONNX form faithful:
+    ONNX scales in float32, which moves values that sit exactly on a split threshold (a
+    count of 3 rooms) to the other side of it."""
+    for _, transformer, _ in preprocessor.transformers:
+        steps = getattr(transformer, "steps", None)
+        if steps is not None:
+            transformer.steps = [step for step in steps if step[0] != "scale"]
+    return preprocessor
 
 
 def build_preprocessor(layout: FeatureLayout, spec: PreprocessingSpec) -> Any:
@@ -107,7 +121,8 @@ def build_preprocessor(layout: FeatureLayout, spec: PreprocessingSpec) -> Any:
     )
     parts: list[tuple[str, Any, list[Any]]] = []
     if layout.numeric:
-        steps = [("impute", imputer), ("scale", _scaler(numeric.scale))]
+        scaler = _scaler(numeric.scale)
+        steps = [("impute", imputer)] + ([("scale", scaler)] if scaler is not None else [])
         parts.append(("numeric", Pipeline(steps), select(layout.numeric)))
     if layout.categorical:
         categorical = spec.categorical

@@ -19,6 +19,7 @@ from modelport.errors import InvalidInputError
 from modelport.pipeline_spec import CandidateSpec, SearchSpec
 from modelport.pipelines.estimators import make_estimator, search_space
 from modelport.pipelines.metrics import greater_is_better, metric_value
+from modelport.pipelines.preprocessing import without_scaling
 
 MAX_SETTINGS = 1000
 """Grid searches larger than this are refused (use random search)."""
@@ -89,11 +90,18 @@ def folds_for(task: str, stratify: bool, cv: int, seed: int, target: Any, log: R
     return KFold(cv, shuffle=True, random_state=seed)
 
 
+_THRESHOLD_MODELS = ("Tree", "Forest", "Boosting", "XGB", "LGBM")
+"""Class-name parts of models that split on feature thresholds (trees and their ensembles)."""
+
+
 def make_pipeline(preprocessor: Any, estimator: Any) -> Any:
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
 
-    return Pipeline([("prepare", clone(preprocessor)), ("model", estimator)])
+    prepare = clone(preprocessor)
+    if any(part in type(estimator).__name__ for part in _THRESHOLD_MODELS):
+        prepare = without_scaling(prepare)
+    return Pipeline([("prepare", prepare), ("model", estimator)])
 
 
 def rows_of(data: Any, index: np.ndarray) -> Any:
