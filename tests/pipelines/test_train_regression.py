@@ -157,3 +157,23 @@ def test_jobs_listing_and_digest_of_the_dataset(admin: httpx.Client, tmp_path: P
     csv = diabetes_csv(tmp_path / "d.csv").read_bytes()
     dataset = admin.get("/api/v1/datasets/diabetes/versions/1").json()
     assert dataset["sha256"] == hashlib.sha256(csv).hexdigest()
+
+
+def test_a_failing_gate_on_an_unpromoted_model_registers_nothing(admin: httpx.Client) -> None:
+    """Without a production alias a model's bare name serves its latest version, so a
+    version that failed its gate would change serving: it is not registered."""
+    spec = {
+        **SPEC,
+        "candidates": ["LinearRegression"],
+        "search": {"method": "none", "cv": 2, "metric": "r2"},
+        "optimize": {"onnx": False},
+        "register": {"model": "never-promoted", "alias": "production"},
+        "gate": "r2 >= 0.99",
+    }
+    job = run_job(admin, spec)
+    registered = job["result"]["registered"]
+    assert registered["version"] is None and not registered["gate"]["passed"]
+    assert "no 'production' alias" in registered["not_registered"]
+    assert admin.get("/api/v1/models/never-promoted").status_code == 404
+    log = admin.get(f"/api/v1/jobs/{job['id']}/logs").json()["text"]
+    assert "not registered" in log

@@ -200,3 +200,11 @@ def test_copies_of_a_prompt_share_its_prefill(model: CausalLanguageModel) -> Non
     assert batch.rows == 1
     batch.keep([])
     assert batch.rows == 0
+
+
+def test_a_safetensors_index_that_is_not_an_object_is_refused(folder: Path, tmp_path: Path) -> None:
+    # A list here was an AttributeError (a 500 at upload) before the fix.
+    for document in ([1, 2], "text", {"weight_map": ["model.safetensors"]}):
+        odd = shutil.copytree(folder, tmp_path / f"odd-{type(document).__name__}")
+        (odd / "model.safetensors.index.json").write_text(json.dumps(document))
+        assert "model.safetensors.index.json" in _refusal(odd)

@@ -452,3 +452,36 @@ def test_signatures_that_cannot_be_mapped_are_explained(
 ) -> None:
     read = _signature_of(tmp_path, inputs, '[{"type": "double"}]')
     assert read.signature is None and problem in (read.signature_problem or "")
+
+
+BILLION_LAUGHS = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{name}: &{name} [{', '.join([f'*{previous}'] * 9)}]\n"
+    for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "mlflow_version: *i\nflavors:\n  sklearn: {pickled_model: model.skops}\n",
+        "flavors:\n  python_function: {}\nsignature:\n  inputs: *i\n  outputs: *i\n",
+    ],
+)
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path: Path, tail: str) -> None:
+    # 9**9 values from a 1 KB file: str() or a walk over them froze the server (holding
+    # the GIL) and ate its memory before the fix. A child process, so a regression fails
+    # the test instead of hanging the suite.
+    (tmp_path / "MLmodel").write_text(BILLION_LAUGHS + tail)
+    code = (
+        "import sys; from pathlib import Path; from modelport.errors import InvalidInputError\n"
+        "from modelport.runtimes.mlmodel import read_mlmodel\n"
+        "try:\n    read_mlmodel(Path(sys.argv[1]))\n"
+        "except InvalidInputError as exc:\n    print(exc.message)\n"
+    )
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("reading the MLmodel file did not finish within 30 s")
+    assert "YAML aliases" in done.stdout, done.stdout + done.stderr

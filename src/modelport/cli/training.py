@@ -96,10 +96,17 @@ def _report(job: JobInfo) -> None:
             if alias
             else "no alias requested"
         )
+        verdict = f"gate {'passed' if gate.get('passed') else 'failed'} ({gate.get('reason', '')})"
+        if registered.get("version") is None:
+            console.print(
+                f"job {job.id} succeeded; {verdict}; nothing registered: "
+                f"{registered.get('not_registered', '')}",
+                markup=False,
+            )
+            return
         console.print(
             f"job {job.id} succeeded: registered [bold]{registered.get('model')}@"
-            f"{registered.get('version')}[/] ({registered.get('format')}); gate "
-            f"{'passed' if gate.get('passed') else 'failed'} ({gate.get('reason', '')}); {moved}"
+            f"{registered.get('version')}[/] ({registered.get('format')}); {verdict}; {moved}"
         )
         return
     raise fail(f"job {job.id} {job.state.value}: {job.error or 'no reason given'}")

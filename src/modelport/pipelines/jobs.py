@@ -267,16 +267,16 @@ class JobManager:
             job.created_by,
         )
         gate = registered["gate"]
-        append_log(
-            logfile,
-            f"registered {registered['model']}@{registered['version']}; gate "
-            f"{'passed' if gate['passed'] else 'failed'}: {gate['reason']}; "
-            + (
-                f"alias '{registered['alias']}' moved"
-                if registered["alias_moved"]
-                else "no alias moved"
-            ),
-        )
+        verdict = f"gate {'passed' if gate['passed'] else 'failed'}: {gate['reason']}"
+        if registered["version"] is None:
+            append_log(logfile, f"{verdict}; not registered: {registered['not_registered']}")
+        else:
+            moved = registered["alias_moved"]
+            append_log(
+                logfile,
+                f"registered {registered['model']}@{registered['version']}; {verdict}; "
+                + (f"alias '{registered['alias']}' moved" if moved else "no alias moved"),
+            )
         result = {
             "registered": registered,
             **{k: v for k, v in outcome.items() if k not in ("artifact", "profile")},

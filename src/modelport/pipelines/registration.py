@@ -1,6 +1,11 @@
 """Registration of a finished run: the saved model becomes the next version of the spec's
 model, with its lineage (dataset, spec, winner, leaderboard, test metrics, libraries, data
-profile); then the gate decides whether the alias moves.
+profile); the gate decides whether the alias moves.
+
+A failing gate changes nothing in serving: its version is registered (for comparison and
+lineage) only when the model's ``production`` alias pins what its bare name serves;
+otherwise (a new model, or one never promoted, whose bare name serves its latest version)
+nothing is registered and the job says why.
 
 The artifact is inspected by the same code as any upload before its blob is committed,
 so a model the server could not serve is never registered."""
@@ -10,12 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from modelport.errors import NotFoundError
 from modelport.pipeline_spec import PipelineSpec
 from modelport.pipelines.gate import decide
 from modelport.registry import Registry
 from modelport.registry.references import Reference
 from modelport.runtimes.loader import inspect_upload
 from modelport.training_types import DatasetVersionInfo
+from modelport.types import DEFAULT_ALIAS
 
 LINEAGE_KEYS = (
     "task",
@@ -63,6 +70,15 @@ def _baseline_still_current(
     return bool(current.version == baseline["version"])
 
 
+def _bare_name_is_pinned(registry: Registry, model: str) -> bool:
+    """Whether ``model``'s bare name serves its ``production`` alias (not its latest)."""
+    try:
+        registry.resolve(Reference(model, alias=DEFAULT_ALIAS))
+    except NotFoundError:
+        return False
+    return True
+
+
 def register_outcome(
     registry: Registry,
     max_bytes: int,
@@ -72,13 +88,32 @@ def register_outcome(
     outcome: dict[str, Any],
     created_by: str | None,
 ) -> dict[str, Any]:
-    """Register the run's model and apply the gate; returns what the job reports."""
+    """Apply the gate and register the run's model; returns what the job reports."""
+    target = spec.registration
+    gate = spec.parsed_gate()
+    decision = decide(gate, outcome["test_metrics"], outcome.get("baseline"))
+    if decision.passed and not _baseline_still_current(
+        registry, target.model, outcome.get("baseline")
+    ):
+        decision = type(decision)(False, "the alias moved while the job ran; compare again")
+    if not decision.passed and not _bare_name_is_pinned(registry, target.model):
+        return {
+            "model": target.model,
+            "version": None,
+            "format": None,
+            "alias": target.alias,
+            "alias_moved": False,
+            "gate": decision.as_json(),
+            "not_registered": (
+                f"'{target.model}' has no '{DEFAULT_ALIAS}' alias, so a new version would "
+                "become what its name serves"
+            ),
+        }
     artifact = Path(outcome["artifact"])
     inspected = inspect_upload(
         artifact, allow_pickle=False, uploader_is_admin=False, signature=None
     )
     blob = registry.artifacts.put_file(artifact, max_bytes)
-    target = spec.registration
     best = outcome["best"]
     version = registry.create_version(
         target.model,
@@ -91,12 +126,6 @@ def register_outcome(
         or f"trained by job {job_id}: {best['estimator']} on {dataset.dataset}@{dataset.version}",
         created_by=created_by,
     )
-    gate = spec.parsed_gate()
-    decision = decide(gate, outcome["test_metrics"], outcome.get("baseline"))
-    if decision.passed and not _baseline_still_current(
-        registry, target.model, outcome.get("baseline")
-    ):
-        decision = type(decision)(False, "the alias moved while the job ran; compare again")
     moved = False
     if target.alias is not None and decision.passed:
         registry.set_alias(target.model, target.alias, version.version, created_by)

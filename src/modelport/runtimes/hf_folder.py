@@ -86,8 +86,14 @@ def check_safe_weights(folder: Path) -> None:
         )
     index = folder / "model.safetensors.index.json"
     if index.is_file():
-        weight_map = read_json(index, index.name).get("weight_map", {})
-        shards = set(weight_map.values()) if isinstance(weight_map, dict) else {None}
+        document = read_json(index, index.name)
+        weight_map = document.get("weight_map", {}) if isinstance(document, dict) else None
+        if not isinstance(weight_map, dict):
+            raise InvalidInputError(
+                f'{index.name} must be an object with a "weight_map" from tensor names to '
+                ".safetensors shards"
+            )
+        shards = set(weight_map.values())
         for shard in shards:
             if not _is_plain_file_name(shard, ".safetensors"):
                 raise InvalidInputError(

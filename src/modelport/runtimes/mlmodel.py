@@ -22,6 +22,8 @@ from modelport.types import Datatype, Signature, TensorSpec
 MLMODEL = "MLmodel"
 MAX_MLMODEL_BYTES = 1024 * 1024
 """An MLmodel file is a few hundred bytes; anything this large is not one."""
+MAX_MLMODEL_VALUES = 200_000
+"""Values in the MLmodel document once YAML aliases are expanded (see ``_check_size``)."""
 
 FEATURES = "features"
 PREDICT = "predict"
@@ -87,6 +89,7 @@ def read_mlmodel(folder: Path) -> MLModel:
         raise InvalidInputError(f"the MLmodel file is not valid YAML: {reason}") from None
     if not isinstance(document, dict):
         raise InvalidInputError("the MLmodel file must be a YAML mapping (flavors, signature...)")
+    _check_size(document)
     flavors = document.get("flavors")
     if not isinstance(flavors, dict) or not flavors:
         raise InvalidInputError("the MLmodel file names no flavors")
@@ -104,6 +107,28 @@ def read_mlmodel(folder: Path) -> MLModel:
         signature=signature,
         signature_problem=problem,
     )
+
+
+def _check_size(document: Any) -> None:
+    """Refuse a document whose YAML aliases make it stand for more values than any MLmodel
+    file holds: nine nested aliases of nine items each are 9**9 values from a few hundred
+    bytes, and anything that walks or prints them (str(), a signature) would take the
+    server's time and memory. The walk counts values as if expanded and stops at the
+    limit."""
+    pending, seen = [document], 0
+    while pending:
+        item = pending.pop()
+        seen += 1
+        if seen > MAX_MLMODEL_VALUES:
+            raise InvalidInputError(
+                f"the MLmodel file expands to more than {MAX_MLMODEL_VALUES} values (YAML "
+                "aliases); write it without anchors and aliases, as MLflow does"
+            )
+        if isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def model_file(folder: Path, flavor: str, entry: Any) -> Path:
