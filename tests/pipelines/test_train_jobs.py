@@ -197,3 +197,4 @@ def test_restart_marks_the_running_job_failed(
         assert failed["state"] == "failed"
         assert "the server restarted while the job was running" in failed["error"]
         assert client.get("/api/v1/models/never-registered").status_code == 404
+        assert not (data_dir / "jobs" / str(job["id"]) / "work").exists()

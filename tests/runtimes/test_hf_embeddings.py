@@ -262,3 +262,12 @@ def test_a_missing_framework_names_its_extra(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert "pip install 'modelport[huggingface]'" in output
+
+
+def test_a_length_limit_beyond_the_positions_is_capped(tmp_path: Path) -> None:
+    # sentence_bert_config.json may claim more tokens than the model has positions: every
+    # longer text then failed inside the model (a 503 for it) before the fix.
+    folder = sentence_folder(tmp_path / "st", ["mean"], max_seq_length=100_000)
+    vectors, tokens, inspected = served_vectors(folder, ["word " * 500, "short"])
+    assert inspected.params["max_seq_length"] == 128  # the tiny BERT's positions
+    assert tokens.tolist()[0] == 128 and np.isfinite(vectors).all()

@@ -86,6 +86,7 @@ class JobManager:
             if self._is_orphan(owner):
                 self.store.finish(job_id, JobState.FAILED, error=RESTART_REASON)
                 append_log(self.log_path(job_id), f"failed: {RESTART_REASON}")
+                shutil.rmtree(self.jobs_dir / str(job_id) / "work", ignore_errors=True)
                 log.warning("training job %d was interrupted by a restart; marked failed", job_id)
         self._dispatcher = threading.Thread(
             target=self._dispatch, name="modelport-jobs", daemon=True

@@ -137,9 +137,13 @@ class EmbeddingModel:
             torch.set_num_threads(max(1, threads))
         self.tokenizer, self.model = _load(self.pipeline.transformer_dir)
         self.model_type = str(getattr(self.model.config, "model_type", ""))
-        self.max_length = self.pipeline.max_seq_length or _model_max_length(
-            self.tokenizer, self.model.config
-        )
+        self.max_length = _model_max_length(self.tokenizer, self.model.config)
+        if self.pipeline.max_seq_length is not None:
+            # Never more tokens than the model has positions, whatever the folder claims.
+            positions = getattr(self.model.config, "max_position_embeddings", None)
+            self.max_length = self.pipeline.max_seq_length
+            if isinstance(positions, int) and 0 < positions < self.max_length:
+                self.max_length = positions
 
     def predict(self, inputs: Tensors, outputs: frozenset[str]) -> Tensors:
         texts = [self._prepared(item) for item in inputs["text"].reshape(-1).tolist()]
