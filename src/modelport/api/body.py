@@ -79,10 +79,13 @@ def parse_json(body: bytes) -> Any:
         raise InvalidInputError(f"the body is not valid JSON: {reason}") from None
 
 
-def json_object(body: bytes, content_type: str) -> dict[str, Any]:
-    """The body as a JSON object, after checking its content type."""
+def json_object(
+    body: bytes, content_type: str, example: str = '{"features": [[...]]}'
+) -> dict[str, Any]:
+    """The body as a JSON object, after checking its content type; ``example`` shows the
+    route's own shape in the error."""
     check_json_content_type(content_type)
     document = parse_json(body)
     if not isinstance(document, dict):
-        raise InvalidInputError('the JSON body must be an object, e.g. {"features": [[...]]}')
+        raise InvalidInputError(f"the JSON body must be an object, e.g. {example}")
     return document

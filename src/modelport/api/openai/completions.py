@@ -78,7 +78,9 @@ async def completions(request: Request, _: Principal = require(AccessScope.PREDI
 async def _document(request: Request, services: Services) -> dict[str, object]:
     body = await read_body(request, services.settings.max_request_bytes)
     content_type = request.headers.get("content-type", "")
-    return await off_loop_if_large(len(body), json_object, body, content_type)
+    return await off_loop_if_large(
+        len(body), json_object, body, content_type, '{"model": "...", ...}'
+    )
 
 
 async def _text_model(

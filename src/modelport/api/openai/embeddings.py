@@ -36,7 +36,9 @@ async def create_embeddings(request: Request, _: Principal = require(Scope.PREDI
     services = services_of(request)
     body = await read_body(request, services.settings.max_request_bytes)
     content_type = request.headers.get("content-type", "")
-    document = await off_loop_if_large(len(body), json_object, body, content_type)
+    document = await off_loop_if_large(
+        len(body), json_object, body, content_type, '{"model": "...", "input": "..."}'
+    )
     call = parse_embedding_request(document)
     version = await services.dataplane.resolve(call.reference)
     width = embedding_width(version)
