@@ -161,3 +161,46 @@ def test_sampling_greedy_nucleus_and_seeds() -> None:
     random = random_source(seeded, 0)
     counts = np.bincount([choose_token(logits, seeded, random) for _ in range(4000)], minlength=3)
     np.testing.assert_allclose(counts / 4000, [0.1, 0.6, 0.3], atol=0.03)
+
+
+SLOW_TEMPLATE = (
+    "{% for i in range(10000) %}{% for j in range(3000) %}{% endfor %}{% endfor %}"
+    "{% for message in messages %}{{ message['content'] }}{% endfor %}assistant:"
+)
+
+
+def test_a_chat_template_that_runs_too_long_is_a_503(
+    model: CausalLanguageModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The template is the uploader's code: past its time limit the request gets a clear
+    503 while the template keeps its own thread (not the event loop, not shared threads)."""
+    from modelport.serving import generation
+
+    monkeypatch.setattr(generation, "CHAT_TEMPLATE_TIMEOUT_S", 0.2)
+    messages = [{"role": "user", "content": "hi"}]
+    original = model.tokenizer.chat_template
+    model.tokenizer.chat_template = SLOW_TEMPLATE
+
+    async def run() -> None:
+        scheduler = _scheduler(model)
+        try:
+            loop_turns = 0
+
+            async def count_turns() -> None:
+                nonlocal loop_turns
+                while True:
+                    await asyncio.sleep(0.01)
+                    loop_turns += 1
+
+            counter = asyncio.create_task(count_turns())
+            with pytest.raises(UnavailableError, match=r"did not render within 0\.2 s"):
+                await scheduler.chat_prompt(messages)
+            counter.cancel()
+            assert loop_turns >= 5  # the loop kept turning while the template ran
+        finally:
+            await scheduler.close()
+
+    try:
+        asyncio.run(run())
+    finally:
+        model.tokenizer.chat_template = original

@@ -68,6 +68,9 @@ class _Step:
         return [*self.continuing, *(choice for group in self.joining for choice in group)]
 
 
+CHAT_TEMPLATE_TIMEOUT_S = 10.0
+
+
 class GenerationScheduler:
     """Continuous batching for one loaded model (see the module docstring)."""
 
@@ -80,6 +83,7 @@ class GenerationScheduler:
         self._batch: DecodingBatch | None = None
         self._task: asyncio.Task[None] | None = None
         self._executor = ThreadPoolExecutor(1, "modelport-generate")
+        self._templates = ThreadPoolExecutor(1, "modelport-chat-template")
         self._closed = False
 
     @property
@@ -258,6 +262,23 @@ class GenerationScheduler:
         self._active = []
         self._batch = None
         self._executor.shutdown(wait=False)
+        self._templates.shutdown(wait=False)
+
+    async def chat_prompt(self, messages: list[dict[str, str]]) -> str:
+        """The model's chat template rendered for ``messages``, on this model's own
+        template thread and within ``CHAT_TEMPLATE_TIMEOUT_S``: the template is the
+        uploader's code and may take any time, so a slow one delays only this model's chat
+        requests (they get a 503), never the event loop or the threads other work shares."""
+        rendering = asyncio.get_running_loop().run_in_executor(
+            self._templates, self.model.chat_prompt, messages
+        )
+        try:
+            return await asyncio.wait_for(rendering, CHAT_TEMPLATE_TIMEOUT_S)
+        except TimeoutError:
+            raise UnavailableError(
+                f"this model's chat template did not render within {CHAT_TEMPLATE_TIMEOUT_S:g} "
+                "s; use /v1/completions with a plain prompt, or fix the template"
+            ) from None
 
 
 def scheduler_for(model: object, max_sequences: int | None = None) -> GenerationScheduler | None:

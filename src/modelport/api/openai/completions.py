@@ -58,9 +58,7 @@ async def chat_completions(
     served, scheduler = await _text_model(services, call)
     model = scheduler.model
     messages = list(call.messages)
-    # Always off the event loop: the chat template is the model uploader's code, and its
-    # running time has nothing to do with the size of the messages.
-    prompt = await asyncio.to_thread(model.chat_prompt, messages)
+    prompt = await scheduler.chat_prompt(messages)  # off the loop, with a time limit
     tokens = await off_loop_if_large(len(prompt), model.encode, prompt, False)
     return await _answer(request, served, scheduler, call, [tokens], chat=True)
 
