@@ -8,11 +8,11 @@ from typing import Annotated, Any
 
 import typer
 
+from modelport.cli.connection import KeyOption, UrlOption, connect
 from modelport.cli.datasets import datasets_app
 from modelport.cli.output import clean_errors, console, fail, print_json
 from modelport.cli.training import jobs_app
 from modelport.cli.training import train as train_command
-from modelport.client import Client
 from modelport.errors import InvalidInputError
 
 app = typer.Typer(
@@ -32,16 +32,6 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(jobs_app, name="jobs")
 app.command("train")(train_command)
-
-UrlOption = Annotated[str | None, typer.Option("--url", envvar="MODELPORT_URL", help="Server URL.")]
-KeyOption = Annotated[
-    str | None,
-    typer.Option("--api-key", envvar="MODELPORT_API_KEY", help="API key.", show_default=False),
-]
-
-
-def _client(url: str | None, api_key: str | None) -> Client:
-    return Client(url, api_key)
 
 
 @app.command()
@@ -183,7 +173,7 @@ def push(
         ) as progress:
             size = upload.stat().st_size if upload.is_file() else None  # a folder is packed first
             task = progress.add_task(f"uploading {path.name}", total=size)
-            version = _client(url, api_key).push(
+            version = connect(url, api_key).push(
                 upload,
                 name,
                 alias=alias,
@@ -218,7 +208,7 @@ def list_models(url: UrlOption = None, api_key: KeyOption = None) -> None:
     from rich.table import Table
 
     table = Table("model", "latest", "aliases", "description")
-    for model in _client(url, api_key).list_models():
+    for model in connect(url, api_key).list_models():
         aliases = ", ".join(f"{a}→{v}" for a, v in sorted(model.aliases.items()))
         latest = str(model.latest_version or "-")
         table.add_row(model.name, latest, aliases, model.description)
@@ -229,7 +219,7 @@ def list_models(url: UrlOption = None, api_key: KeyOption = None) -> None:
 @clean_errors
 def show(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """Show a model and its versions as JSON."""
-    client = _client(url, api_key)
+    client = connect(url, api_key)
     model = client.get_model(name).model_dump(mode="json")
     model["versions"] = [v.model_dump(mode="json") for v in client.list_versions(name)]
     print_json(model)
@@ -246,7 +236,7 @@ def delete(
     """Delete a model with all its versions."""
     if not yes and not typer.confirm(f"delete model '{name}' and all its versions?"):
         raise typer.Exit(1)
-    _client(url, api_key).delete_model(name)
+    connect(url, api_key).delete_model(name)
     console.print(f"deleted {name}")
 
 
@@ -256,7 +246,7 @@ def alias_set(
     name: str, alias: str, version: int, url: UrlOption = None, api_key: KeyOption = None
 ) -> None:
     """Point ALIAS of model NAME at VERSION."""
-    info = _client(url, api_key).set_alias(name, alias, version)
+    info = connect(url, api_key).set_alias(name, alias, version)
     console.print(f"{info.model}@{info.alias} → version {info.version}")
 
 
@@ -264,7 +254,7 @@ def alias_set(
 @clean_errors
 def alias_rm(name: str, alias: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """Remove ALIAS from model NAME."""
-    _client(url, api_key).remove_alias(name, alias)
+    connect(url, api_key).remove_alias(name, alias)
     console.print(f"removed {name}@{alias}")
 
 
@@ -272,7 +262,7 @@ def alias_rm(name: str, alias: str, url: UrlOption = None, api_key: KeyOption = 
 @clean_errors
 def alias_history(name: str, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """Every move of NAME's aliases."""
-    print_json(_client(url, api_key).alias_history(name))
+    print_json(connect(url, api_key).alias_history(name))
 
 
 @app.command()
@@ -285,7 +275,7 @@ def predict(
 ) -> None:
     """Predict with a model: prints {"prediction": [...]}."""
     rows = _json_option(data, "--data")
-    print_json({"prediction": _client(url, api_key).predict(ref, rows)})
+    print_json({"prediction": connect(url, api_key).predict(ref, rows)})
 
 
 @keys_app.command("create")
@@ -302,7 +292,7 @@ def keys_create(
     """Create a key; its secret is printed once."""
     if role not in ("admin", "editor", "predict"):
         raise fail("--role must be admin, editor or predict")
-    created = _client(url, api_key).create_key(name, role, rate_limit=rate_limit)
+    created = connect(url, api_key).create_key(name, role, rate_limit=rate_limit)
     console.print(
         f"created key {created.id} ({created.role.value}); store it now, it is shown once:"
     )
@@ -316,7 +306,7 @@ def keys_list(url: UrlOption = None, api_key: KeyOption = None) -> None:
     from rich.table import Table
 
     table = Table("id", "prefix", "name", "role", "created", "revoked")
-    for key in _client(url, api_key).list_keys():
+    for key in connect(url, api_key).list_keys():
         revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else ""
         table.add_row(
             str(key.id),
@@ -333,5 +323,5 @@ def keys_list(url: UrlOption = None, api_key: KeyOption = None) -> None:
 @clean_errors
 def keys_revoke(key_id: int, url: UrlOption = None, api_key: KeyOption = None) -> None:
     """Revoke a key by id."""
-    key = _client(url, api_key).revoke_key(key_id)
+    key = connect(url, api_key).revoke_key(key_id)
     console.print(f"revoked key {key.id} ({key.prefix}…)")

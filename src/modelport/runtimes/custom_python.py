@@ -56,7 +56,6 @@ replaces it.
 from __future__ import annotations
 
 import importlib
-import json
 import re
 import sys
 from pathlib import Path
@@ -68,6 +67,7 @@ from pydantic import ValidationError
 
 from modelport.errors import InvalidInputError, ModelPortError, UnavailableError
 from modelport.runtimes.base import InspectedArtifact, Tensors
+from modelport.runtimes.folder_json import read_json
 from modelport.runtimes.isolation import probe_load
 from modelport.runtimes.plugins import InspectOptions, LoadOptions
 from modelport.runtimes.requirements import check_requirements, parse_requirements
@@ -94,13 +94,7 @@ class Manifest:
 
 
 def read_manifest(folder: Path) -> Manifest:
-    path = folder / MANIFEST
-    if path.stat().st_size > MAX_MANIFEST_BYTES:
-        raise InvalidInputError(f"{MANIFEST} is larger than {MAX_MANIFEST_BYTES} bytes")
-    try:
-        document = json.loads(path.read_bytes())
-    except (ValueError, RecursionError) as exc:
-        raise InvalidInputError(f"{MANIFEST} is not valid JSON: {exc}") from None
+    document = read_json(folder / MANIFEST, MANIFEST, MAX_MANIFEST_BYTES)
     if not isinstance(document, dict):
         raise InvalidInputError(f'{MANIFEST} must be a JSON object like {{"class": "model:Model"}}')
     unknown = sorted(set(document) - _KEYS)

@@ -7,11 +7,11 @@ torch or transformers."""
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from modelport.errors import InvalidInputError
+from modelport.runtimes import folder_json
 from modelport.runtimes.plugins import missing_framework
 
 MAX_JSON_BYTES = 16 * 1024 * 1024
@@ -38,12 +38,7 @@ SAFE_SERIALIZATION_HINT = (
 
 def read_json(path: Path, what: str) -> Any:
     """A small JSON file of the folder, or a clear error."""
-    try:
-        if path.stat().st_size > MAX_JSON_BYTES:
-            raise InvalidInputError(f"{what} is larger than {MAX_JSON_BYTES} bytes")
-        return json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"{what} cannot be read as JSON: {exc}") from None
+    return folder_json.read_json(path, what, MAX_JSON_BYTES)
 
 
 def read_config(folder: Path) -> dict[str, Any]:

@@ -13,7 +13,6 @@ the page cache, shared by every process that serves the version).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelport.errors import InvalidInputError
+from modelport.runtimes.folder_json import read_json
 from modelport.runtimes.plugins import missing_framework
 from modelport.runtimes.torch_architectures import architecture, default_inputs
 from modelport.runtimes.torch_model import check_inputs
@@ -43,13 +43,7 @@ class Description:
 
 
 def read_description(folder: Path) -> Description:
-    path = folder / ARCHITECTURE_FILE
-    if path.stat().st_size > _MAX_DESCRIPTION:
-        raise InvalidInputError(f"{ARCHITECTURE_FILE} is larger than {_MAX_DESCRIPTION} bytes")
-    try:
-        document = json.loads(path.read_bytes())
-    except (ValueError, RecursionError) as exc:
-        raise InvalidInputError(f"{ARCHITECTURE_FILE} is not valid JSON: {exc}") from None
+    document = read_json(folder / ARCHITECTURE_FILE, ARCHITECTURE_FILE, _MAX_DESCRIPTION)
     if not isinstance(document, dict) or not isinstance(document.get("architecture"), str):
         raise InvalidInputError(
             f"{ARCHITECTURE_FILE} must be an object naming its architecture, e.g. "
