@@ -74,3 +74,43 @@ def test_train_failures_exit_non_zero(server: ServerProcess, tmp_path: Path) -> 
     assert broken.returncode == 1 and "not valid YAML" in broken.stderr
     cancelled = modelport(server, "jobs", "cancel", "1")
     assert cancelled.returncode == 1 and "already succeeded" in cancelled.stderr
+
+
+def test_train_builds_the_spec_from_options(server: ServerProcess, tmp_path: Path) -> None:
+    csv = diabetes_csv(tmp_path / "flags.csv")
+    options = ["--target", "target", "--candidates", "LinearRegression, Ridge"]
+    options += ["--search", "none", "--cv", "2", "--test-size", "0.25", "--seed", "7"]
+    options += ["--model", "flag-diabetes", "--alias", "production", "--gate", "r2 >= 0.1"]
+    trained = modelport(server, "train", "--dataset", str(csv), *options, "--wait")
+    assert trained.returncode == 0, trained.stderr + trained.stdout
+    assert "registered flag-diabetes@1" in trained.stdout
+    job_id = trained.stdout.split("job ", 1)[1].split()[0]
+    spec = json.loads(modelport(server, "jobs", "show", job_id).stdout)["spec"]
+    assert spec["candidates"] == ["LinearRegression", "Ridge"]
+    assert spec["split"]["test_size"] == 0.25 and spec["split"]["seed"] == 7
+    assert spec["search"]["method"] == "none" and spec["search"]["cv"] == 2
+    # Options put over a spec file: the file's model name and gate are replaced.
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(SPEC.replace("./diabetes.csv", str(csv)))
+    overridden = modelport(
+        server, "train", str(spec_file), "--model", "flag-over", "--gate", "r2 >= 0.99", "--wait"
+    )
+    assert overridden.returncode == 0, overridden.stderr + overridden.stdout
+    assert "gate failed" in overridden.stdout and "nothing registered" in overridden.stdout
+    nothing = modelport(server, "train")
+    assert nothing.returncode != 0 and "give a spec file" in nothing.stderr
+    bad = modelport(
+        server,
+        "train",
+        "--dataset",
+        str(csv),
+        "--target",
+        "target",
+        "--model",
+        "x",
+        "--candidates",
+        "LinearRegression",
+        "--cv",
+        "1",
+    )
+    assert bad.returncode == 1 and "search.cv" in bad.stderr

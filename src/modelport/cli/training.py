@@ -13,7 +13,7 @@ from modelport.cli.connection import KeyOption, UrlOption, connect
 from modelport.cli.output import clean_errors, console, fail, print_json
 from modelport.client import Client
 from modelport.errors import InvalidInputError
-from modelport.pipeline_spec import MAX_SPEC_BYTES, spec_from_text
+from modelport.pipeline_spec import MAX_SPEC_BYTES, PipelineSpec, load_spec, spec_from_text
 from modelport.training_types import JobInfo, JobState
 
 jobs_app = typer.Typer(
@@ -34,7 +34,7 @@ def _dataset_name(path: Path) -> str:
     return name[:128]
 
 
-def _read_spec(spec_file: Path) -> Any:
+def _read_spec(spec_file: Path) -> PipelineSpec:
     if spec_file.stat().st_size > MAX_SPEC_BYTES:
         raise InvalidInputError(f"{spec_file} is larger than {MAX_SPEC_BYTES} bytes")
     try:
@@ -112,9 +112,60 @@ def _report(job: JobInfo) -> None:
     raise fail(f"job {job.id} {job.state.value}: {job.error or 'no reason given'}")
 
 
+def _spec_from(spec_file: Path | None, flags: dict[str, Any]) -> PipelineSpec:
+    """The spec file's pipeline with the flags given on the command line put over it (or
+    the flags alone)."""
+    document = _read_spec(spec_file).as_json() if spec_file is not None else {}
+    for path, value in flags.items():
+        if value is None:
+            continue
+        *parents, leaf = path.split(".")
+        section = document
+        for parent in parents:
+            section = section.setdefault(parent, {})
+        section[leaf] = value
+    return load_spec(document)
+
+
+def _names(value: str | None) -> list[str] | None:
+    return [name.strip() for name in value.split(",") if name.strip()] if value else None
+
+
 @clean_errors
 def train(
-    spec_file: Annotated[Path, typer.Argument(help="Pipeline spec (YAML or JSON).", exists=True)],
+    spec_file: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Pipeline spec (YAML or JSON); the options below build one or override its "
+            "fields.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Registered dataset name[@version], or a local file.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Target column.")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="regression or classification (default: inferred).")
+    ] = None,
+    candidates: Annotated[
+        str | None, typer.Option(help="Estimators, comma-separated: LinearRegression,Ridge")
+    ] = None,
+    search: Annotated[str | None, typer.Option(help="random, grid or none.")] = None,
+    n_iter: Annotated[int | None, typer.Option(help="Settings per candidate (random).")] = None,
+    cv: Annotated[int | None, typer.Option(help="Cross-validation folds.")] = None,
+    metric: Annotated[str | None, typer.Option(help="Metric to optimize, e.g. r2.")] = None,
+    test_size: Annotated[float | None, typer.Option(help="Test fraction, e.g. 0.2.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Split and search seed.")] = None,
+    onnx: Annotated[
+        bool | None, typer.Option("--onnx/--no-onnx", help="Try the winner as ONNX.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Model name to register as.")] = None,
+    alias: Annotated[str | None, typer.Option(help="Alias the gate may move.")] = None,
+    gate: Annotated[
+        str | None, typer.Option(help="'r2 >= 0.8' or 'better_than: production'.")
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the job until it ends.")] = False,
     dataset_name: Annotated[
         str | None,
@@ -123,12 +174,31 @@ def train(
     url: UrlOption = None,
     api_key: KeyOption = None,
 ) -> None:
-    """Run a training pipeline on the server. A local CSV/Parquet file named as the spec's
-    dataset is uploaded first. With --wait: a progress bar, then exit 0 when the job
-    succeeded (printing the registered version and whether the alias moved)."""
-    spec = _read_spec(spec_file)
+    """Run a training pipeline on the server, from a spec file, from options, or both
+    (options win). A local CSV/Parquet file named as the dataset is uploaded first. With
+    --wait: a progress bar, then exit 0 when the job succeeded (printing the registered
+    version and whether the alias moved)."""
+    flags: dict[str, Any] = {
+        "dataset": dataset,
+        "target": target,
+        "task": task,
+        "candidates": _names(candidates),
+        "search.method": search,
+        "search.n_iter": n_iter,
+        "search.cv": cv,
+        "search.metric": metric,
+        "split.test_size": test_size,
+        "split.seed": seed,
+        "optimize.onnx": onnx,
+        "register.model": model,
+        "register.alias": alias,
+        "gate": gate,
+    }
+    if spec_file is None and dataset is None:
+        raise fail("give a spec file, or build the spec with options (--dataset, --target, ...)")
+    spec = _spec_from(spec_file, flags)
     client = connect(url, api_key)
-    local = _local_dataset(spec.dataset, spec_file)
+    local = _local_dataset(spec.dataset, spec_file or Path("spec"))
     if local is not None:
         uploaded = client.push_dataset(local, dataset_name or _dataset_name(local))
         console.print(
