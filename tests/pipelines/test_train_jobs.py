@@ -106,7 +106,7 @@ def test_classification_with_text_columns_and_missing_values(admin: httpx.Client
         ({"features": ["age", "height"]}, 400, "height"),
         ({"candidates": ["NoSuchClassifier"]}, 400, "unknown classifier 'NoSuchClassifier'"),
         ({"candidates": ["Ridge"]}, 400, "Ridge is a regressor"),
-        ({"candidates": ["XGBClassifier"]}, 400, "safe skops format"),
+        ({"candidates": ["XGBRegressor"]}, 400, "XGBRegressor is for regression"),
         ({"dataset": "missing-dataset"}, 404, "dataset 'missing-dataset' does not exist"),
         ({"dataset": "customers@9"}, 404, "has no version 9"),
         ({"dataset": "../x"}, 400, "invalid dataset name"),

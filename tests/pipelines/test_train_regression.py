@@ -177,3 +177,30 @@ def test_a_failing_gate_on_an_unpromoted_model_registers_nothing(admin: httpx.Cl
     assert admin.get("/api/v1/models/never-promoted").status_code == 404
     log = admin.get(f"/api/v1/jobs/{job['id']}/logs").json()["text"]
     assert "not registered" in log
+
+
+@pytest.mark.parametrize("candidate", ["XGBRegressor", "LGBMRegressor"])
+def test_xgboost_and_lightgbm_candidates_are_trained_and_served(
+    admin: httpx.Client, candidate: str
+) -> None:
+    """Their scikit-learn wrappers are stored as skops (boosters in their frameworks' own
+    formats) and served without trust, with the job's own test-split predictions."""
+    spec = {
+        **SPEC,
+        "candidates": [{"estimator": candidate, "params": {"n_estimators": [20]}}],
+        "search": {"method": "none", "cv": 2, "metric": "r2"},
+        "optimize": {"onnx": False},
+        "register": {"model": f"boosted-{candidate.lower()}", "alias": "production"},
+        "gate": None,
+    }
+    job = run_job(admin, spec)
+    assert job["state"] == "succeeded", job
+    registered = job["result"]["registered"]
+    assert registered["format"] == "skops" and registered["alias_moved"]
+    assert job["result"]["best"]["estimator"] == candidate
+    sample = job["result"]["test_sample"]
+    response = admin.post(
+        f"/models/{registered['model']}/predict", json={"features": sample["rows"]}
+    )
+    assert response.status_code == 200, response.text
+    np.testing.assert_allclose(response.json()["prediction"], sample["predictions"], rtol=1e-5)

@@ -2,8 +2,9 @@
 
 Any scikit-learn regressor or classifier can be named (found with
 ``sklearn.utils.discovery.all_estimators``); the common ones carry a default search space.
-XGBoost and LightGBM are refused for now: their fitted models cannot be stored in the safe
-skops format the server loads without trust."""
+XGBoost's and LightGBM's scikit-learn wrappers (``XGBRegressor``, ``LGBMClassifier``...)
+can be named too when their package is installed: the server trusts them in skops files
+(their boosters are stored in the frameworks' own formats)."""
 
 from __future__ import annotations
 
@@ -53,21 +54,55 @@ DEFAULT_SPACES: dict[str, dict[str, list[Any]]] = {
     "KNeighborsRegressor": _NEIGHBORS,
     "KNeighborsClassifier": _NEIGHBORS,
     "LogisticRegression": {"C": _C},
+    "XGBRegressor": _BOOSTING,
+    "XGBClassifier": _BOOSTING,
+    "LGBMRegressor": {
+        "n_estimators": [50, 100, 200],
+        "learning_rate": [0.03, 0.1, 0.3],
+        "num_leaves": [15, 31, 63],
+    },
+    "LGBMClassifier": {
+        "n_estimators": [50, 100, 200],
+        "learning_rate": [0.03, 0.1, 0.3],
+        "num_leaves": [15, 31, 63],
+    },
     "SVR": {"C": _C},
     "SVC": {"C": _C},
 }
 """Values searched per parameter when the spec gives none."""
 FIXED_PARAMS: dict[str, dict[str, Any]] = {"LogisticRegression": {"max_iter": 2000}}
-UNSAFE_FORMATS = ("XGBRegressor", "XGBClassifier", "LGBMRegressor", "LGBMClassifier")
+BOOSTING_LIBRARIES: dict[str, tuple[str, str, dict[str, int]]] = {
+    "XGBRegressor": ("xgboost", "regression", {"n_jobs": 1}),
+    "XGBClassifier": ("xgboost", "classification", {"n_jobs": 1}),
+    "LGBMRegressor": ("lightgbm", "regression", {"n_jobs": 1, "verbose": -1}),
+    "LGBMClassifier": ("lightgbm", "classification", {"n_jobs": 1, "verbose": -1}),
+}
+"""Candidates from XGBoost and LightGBM: their package, task and fixed parameters (one
+thread, like every fit in a job; LightGBM quiet)."""
+
+
+def _boosting_class(name: str, task: str) -> type[Any]:
+    import importlib
+
+    package, fits, _ = BOOSTING_LIBRARIES[name]
+    if fits != task:
+        raise InvalidInputError(f"{name} is for {fits}, not {task}: set task accordingly")
+    try:
+        module = importlib.import_module(package)
+    except ImportError:
+        raise InvalidInputError(
+            f"{name} needs the '{package}' package on the server: "
+            f"pip install 'modelport[{package}]'"
+        ) from None
+    cls: type[Any] = getattr(module, name)
+    return cls
 
 
 def estimator_class(name: str, task: str) -> type[Any]:
-    """The scikit-learn class called ``name`` that fits ``task``."""
-    if name in UNSAFE_FORMATS:
-        raise InvalidInputError(
-            f"{name} is not supported as a pipeline candidate yet: its fitted models cannot be "
-            "stored in the safe skops format; use HistGradientBoostingRegressor/Classifier"
-        )
+    """The scikit-learn (or XGBoost/LightGBM scikit-learn API) class called ``name`` that
+    fits ``task``."""
+    if name in BOOSTING_LIBRARIES:
+        return _boosting_class(name, task)
     from sklearn.utils.discovery import all_estimators
 
     kind = "regressor" if task == "regression" else "classifier"
@@ -87,8 +122,11 @@ def estimator_class(name: str, task: str) -> type[Any]:
 def make_estimator(name: str, task: str, seed: int, params: dict[str, Any]) -> Any:
     """A fresh estimator with ``params``, seeded when it takes a ``random_state``."""
     cls = estimator_class(name, task)
+    fixed = dict(FIXED_PARAMS.get(name, {}))
+    if name in BOOSTING_LIBRARIES:
+        fixed.update(BOOSTING_LIBRARIES[name][2])
     try:
-        estimator = cls(**FIXED_PARAMS.get(name, {}))
+        estimator = cls(**fixed)
     except TypeError as exc:
         raise InvalidInputError(
             f"{name} needs constructor arguments ModelPort cannot guess ({exc}); pick another"

@@ -13,7 +13,7 @@ import numpy as np
 from modelport.errors import ForbiddenError, InvalidInputError, UnavailableError
 from modelport.runtimes.base import InspectedArtifact, Tensors, synthetic_inputs
 from modelport.runtimes.formats import ArtifactFormat, sklearn_format
-from modelport.runtimes.plugins import InspectOptions, LoadOptions
+from modelport.runtimes.plugins import InspectOptions, LoadOptions, missing_framework
 from modelport.runtimes.signatures import signature_for_upload
 from modelport.runtimes.sklearn_trusted import TRUSTED_SKOPS_TYPES
 from modelport.tensors.dtypes import datatype_of
@@ -71,6 +71,10 @@ def load_estimator(path: Path, fmt: ArtifactFormat, trusted: bool, allow_pickle:
     return joblib.load(path)
 
 
+_FRAMEWORK_EXTRAS = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
+"""Frameworks whose scikit-learn wrappers a skops file may hold, and their extras."""
+
+
 def _load_skops(path: Path) -> Any:
     import skops.io as sio
 
@@ -87,6 +91,11 @@ def _load_skops(path: Path) -> Any:
         )
     try:
         return sio.load(path, trusted=list(untrusted))
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").split(".")[0]
+        if package in _FRAMEWORK_EXTRAS:
+            raise missing_framework(package, _FRAMEWORK_EXTRAS[package], "a model") from None
+        raise InvalidInputError(f"the skops file could not be loaded: {exc}") from None
     except Exception as exc:
         raise InvalidInputError(f"the skops file could not be loaded: {exc}") from None
 

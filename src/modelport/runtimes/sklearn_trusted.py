@@ -61,5 +61,12 @@ TRUSTED_SKOPS_TYPES: frozenset[str] = frozenset(
         *(f"sklearn.metrics._dist_metrics.{name}Distance32" for name in _DISTANCE_METRICS),
         *(f"sklearn._loss.loss.{name}" for name in _LOSSES),
         *(f"sklearn._loss.link.{name}" for name in _LINKS),
+        # XGBoost's and LightGBM's scikit-learn wrappers (in pipelines ModelPort trains,
+        # for example): their boosters are rebuilt from the framework's own model bytes
+        # (XGBoost's serialized buffer, LightGBM's text model), no pickle.
+        *(f"xgboost.sklearn.XGB{kind}" for kind in ("Regressor", "Classifier", "Ranker")),
+        "xgboost.core.Booster",
+        *(f"lightgbm.sklearn.LGBM{kind}" for kind in ("Regressor", "Classifier", "Ranker")),
+        "lightgbm.basic.Booster",
     }
 )
