@@ -34,18 +34,15 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 }
 
 OPENAI_ERROR_TYPE: dict[int, str] = {
-    400: "invalid_request_error",
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
-    409: "invalid_request_error",
-    413: "invalid_request_error",
-    415: "invalid_request_error",
     429: "rate_limit_error",
     500: "server_error",
     503: "server_error",
 }
-"""OpenAI's ``error.type`` for each status (what its SDK's exception classes map from)."""
+"""OpenAI's ``error.type`` by status (what its SDK's exception classes map from); any
+other status is an ``invalid_request_error``."""
 
 _CODE_BY_HTTP_STATUS: dict[int, ErrorCode] = {
     400: ErrorCode.INVALID_INPUT,

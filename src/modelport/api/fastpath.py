@@ -190,7 +190,9 @@ def failure_reply(path: str, exc: Exception) -> Reply:
     return Reply(body, status, headers)
 
 
-def _disconnect_of(receive: Any) -> ClientGone:
+def disconnect_of(receive: Any) -> ClientGone:
+    """A wait that completes when the client closes the connection (the body was read)."""
+
     async def client_gone() -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
@@ -264,7 +266,7 @@ class FastPath:
         head = HotHeaders.of(scope["headers"])
         reference = await self._checked(route, params, head, authorized=False)
         body = await _read_body(receive, services.settings.max_request_bytes)
-        return await route.handler(services, reference, body, head.meta(_disconnect_of(receive)))
+        return await route.handler(services, reference, body, head.meta(disconnect_of(receive)))
 
     async def _checked(
         self, route: HotRoute, params: list[str], head: HotHeaders, authorized: bool

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,12 +13,10 @@ from typing import Any
 import numpy as np
 
 from modelport.errors import InvalidInputError
+from modelport.pipelines.optimization import best_time_us, disagreement
 
 CHECK_ROWS = 512
 """Synthetic rows on which the ONNX model must agree with the original."""
-RELATIVE_TOLERANCE = 1e-4
-"""ONNX runs in float32: regression outputs may differ by this much, relative to their
-scale; class labels must all agree."""
 
 
 def convert_to_skops(source: Path) -> Path:
@@ -75,14 +72,19 @@ def convert_to_onnx(source: Path) -> OnnxConversion:
     name = session.get_inputs()[0].name
     expected = np.asarray(estimator.predict(rows.astype(np.float64)))
     got = np.asarray(session.run(None, {name: rows})[0]).reshape(expected.shape)
-    difference = _disagreement(expected, got)
-    speedup = _timing(lambda: estimator.predict(rows[:1].astype(np.float64))) / _timing(
+    verdict = disagreement(expected, got)
+    if isinstance(verdict, str):
+        raise InvalidInputError(
+            f"the ONNX conversion disagrees with the original: {verdict} on the {CHECK_ROWS} "
+            "check rows; push the model as skops instead"
+        )
+    speedup = best_time_us(lambda: estimator.predict(rows[:1].astype(np.float64))) / best_time_us(
         lambda: session.run(None, {name: rows[:1]})
     )
     handle, path = tempfile.mkstemp(suffix=".onnx", prefix=source.stem + "-")
     with os.fdopen(handle, "wb") as stream:
         stream.write(data)
-    return OnnxConversion(Path(path), CHECK_ROWS, difference, speedup)
+    return OnnxConversion(Path(path), CHECK_ROWS, verdict, speedup)
 
 
 def _load_local(source: Path, allow_skops: bool) -> Any:
@@ -111,33 +113,3 @@ def _onnx_session(data: bytes) -> Any:
     import onnxruntime as ort
 
     return ort.InferenceSession(data, providers=["CPUExecutionProvider"])
-
-
-def _disagreement(expected: np.ndarray, got: np.ndarray) -> float:
-    """0 when the ONNX model agrees; raises when it does not."""
-    if expected.dtype.kind in "iubOSU":
-        mismatched = int((expected.astype(str) != got.astype(str)).sum())
-        if mismatched:
-            raise InvalidInputError(
-                f"the ONNX conversion disagrees with the original on {mismatched} of "
-                f"{len(expected)} check rows; push the model as skops instead"
-            )
-        return 0.0
-    scale = max(1.0, float(np.abs(expected).max()))
-    difference = float(np.abs(expected - got).max())
-    if not difference <= RELATIVE_TOLERANCE * scale:
-        raise InvalidInputError(
-            f"the ONNX conversion differs from the original by up to {difference:.3g} "
-            f"(allowed {RELATIVE_TOLERANCE * scale:.3g}); push the model as skops instead"
-        )
-    return difference
-
-
-def _timing(call: Any, repeat: int = 50) -> float:
-    """Best time of one call."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - started)
-    return best

@@ -8,6 +8,7 @@ can be named too when their package is installed: the server trusts them in skop
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from modelport.errors import InvalidInputError
@@ -98,22 +99,25 @@ def _boosting_class(name: str, task: str) -> type[Any]:
     return cls
 
 
+@functools.lru_cache(maxsize=2)
+def _estimators(kind: str) -> dict[str, type[Any]]:
+    """scikit-learn's estimators of ``kind`` by name (``all_estimators`` imports and walks
+    every scikit-learn module on each call; a job asks once per fit)."""
+    from sklearn.utils.discovery import all_estimators
+
+    return dict(all_estimators(type_filter=kind))
+
+
 def estimator_class(name: str, task: str) -> type[Any]:
     """The scikit-learn (or XGBoost/LightGBM scikit-learn API) class called ``name`` that
     fits ``task``."""
     if name in BOOSTING_LIBRARIES:
         return _boosting_class(name, task)
-    from sklearn.utils.discovery import all_estimators
-
     kind = "regressor" if task == "regression" else "classifier"
-    found = dict(all_estimators(type_filter=kind))
+    found = _estimators(kind)
     if name not in found:
         other = "classifier" if kind == "regressor" else "regressor"
-        hint = (
-            f"; {name} is a {other}: set task accordingly"
-            if name in dict(all_estimators(type_filter=other))
-            else ""
-        )
+        hint = f"; {name} is a {other}: set task accordingly" if name in _estimators(other) else ""
         raise InvalidInputError(f"unknown {kind} '{name}' for a {task} task{hint}")
     cls: type[Any] = found[name]
     return cls

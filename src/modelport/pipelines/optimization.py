@@ -39,7 +39,8 @@ class OnnxCandidate:
         }
 
 
-def _best_time_us(call: Callable[[], Any]) -> float:
+def best_time_us(call: Callable[[], Any]) -> float:
+    """The best of ``TIMING_REPEATS`` timings of ``call``, in microseconds."""
     best = float("inf")
     for _ in range(TIMING_REPEATS):
         started = time.perf_counter()
@@ -85,8 +86,10 @@ def _name_outputs_like_sklearn(model: Any, is_classifier: bool) -> None:
     graph.output.append(helper.make_tensor_value_info("predict", TensorProto.FLOAT, [None]))
 
 
-def _disagreement(expected: np.ndarray, got: np.ndarray) -> str | float:
-    """The largest difference, or a sentence saying how the predictions disagree."""
+def disagreement(expected: np.ndarray, got: np.ndarray) -> str | float:
+    """How far ONNX Runtime's predictions ``got`` are from scikit-learn's ``expected``: the
+    largest difference, or a sentence saying how they disagree (labels must all be equal;
+    values within ``RELATIVE_TOLERANCE`` of their scale, since ONNX runs in float32)."""
     if expected.dtype.kind in "iubOSU":
         mismatched = int((expected.astype(str) != got.astype(str)).sum())
         return f"{mismatched} of {len(expected)} labels differ" if mismatched else 0.0
@@ -119,7 +122,7 @@ def try_onnx(
     rows = features.astype(np.float32)
     expected = np.asarray(model.predict(features))
     got = np.asarray(session.run(None, {"features": rows})[0]).reshape(expected.shape)
-    verdict = _disagreement(expected, got)
+    verdict = disagreement(expected, got)
     if isinstance(verdict, str):
         log(f"ONNX model dropped: {verdict} on the test split")
         return None
@@ -127,8 +130,8 @@ def try_onnx(
     candidate = OnnxCandidate(
         data,
         verdict,
-        _best_time_us(lambda: model.predict(one_row)),
-        _best_time_us(lambda: session.run(None, {"features": rows[:1]})),
+        best_time_us(lambda: model.predict(one_row)),
+        best_time_us(lambda: session.run(None, {"features": rows[:1]})),
     )
     if candidate.speedup <= 1.0:
         log(f"ONNX model dropped: not faster ({candidate.speedup:.2f}x for one row)")

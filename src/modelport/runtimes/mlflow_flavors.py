@@ -32,22 +32,12 @@ from modelport.runtimes.formats import (
 )
 from modelport.runtimes.mlmodel import MLModel, model_file
 from modelport.runtimes.sklearn import load_estimator
-from modelport.runtimes.sklearn_trusted import TRUSTED_SKOPS_TYPES
 
 NATIVE_FLAVORS = ("sklearn", "xgboost", "lightgbm", "onnx", "pytorch")
 PYFUNC = "python_function"
 
 LIGHTGBM_SKOPS = "lightgbm-skops"
 LIGHTGBM_PICKLE = "lightgbm-pickle"
-_LIGHTGBM_SKOPS_TYPES = frozenset(
-    {
-        "lightgbm.basic.Booster",  # rebuilt from its text model (data, no code)
-        "lightgbm.sklearn.LGBMClassifier",
-        "lightgbm.sklearn.LGBMRegressor",
-        "lightgbm.sklearn.LGBMRanker",
-        "collections.OrderedDict",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -144,10 +134,8 @@ def lightgbm_text_model(file: FlavorFile, trusted: bool, allow_pickle: bool) -> 
     if file.fmt == ArtifactFormat.LIGHTGBM_TEXT:
         yield file.path
         return
-    if file.fmt == LIGHTGBM_SKOPS:
-        estimator = _load_lightgbm_skops(file.path)
-    else:
-        estimator = load_estimator(file.path, ArtifactFormat.PICKLE, trusted, allow_pickle)
+    fmt = ArtifactFormat.SKOPS if file.fmt == LIGHTGBM_SKOPS else ArtifactFormat.PICKLE
+    estimator = load_estimator(file.path, fmt, trusted, allow_pickle)
     booster = getattr(estimator, "booster_", estimator)
     if not hasattr(booster, "model_to_string"):
         raise InvalidInputError(
@@ -161,21 +149,3 @@ def lightgbm_text_model(file: FlavorFile, trusted: bool, allow_pickle: bool) -> 
     finally:
         with contextlib.suppress(OSError):
             os.unlink(name)
-
-
-def _load_lightgbm_skops(path: Path) -> Any:
-    import skops.io as sio
-
-    try:
-        untrusted = set(sio.get_untrusted_types(file=path))
-    except Exception as exc:
-        raise InvalidInputError(f"the skops file could not be read: {exc}") from None
-    refused = sorted(untrusted - TRUSTED_SKOPS_TYPES - _LIGHTGBM_SKOPS_TYPES)
-    if refused:
-        raise InvalidInputError(
-            "the skops file contains types that ModelPort does not trust: " + ", ".join(refused)
-        )
-    try:
-        return sio.load(path, trusted=sorted(untrusted))
-    except Exception as exc:
-        raise InvalidInputError(f"the skops file could not be loaded: {exc}") from None

@@ -95,11 +95,11 @@ class PyTorchRuntime:
         if fmt == TORCH_STATE_DICT:
             module = build_module(path, read_description(path))
             return TorchModel(module, signature, _input_dtypes(module, signature))
-        module = load_torch_file(path, options.trusted, options.allow_pickle, options.threads)
+        module = load_torch_file(path, options.trusted, options.allow_pickle)
         return TorchModel(module, signature)
 
 
-def load_torch_file(path: Path, trusted: bool, allow_pickle: bool, threads: int = 1) -> Any:
+def load_torch_file(path: Path, trusted: bool, allow_pickle: bool) -> Any:
     """The callable module in a PyTorch file (an exported program's ``module()``, a
     TorchScript module or an unpickled ``nn.Module``), in eval mode. Files that run code
     when loaded need ``trusted`` and ``allow_pickle``; without them nothing is unpickled.
@@ -109,7 +109,6 @@ def load_torch_file(path: Path, trusted: bool, allow_pickle: bool, threads: int 
     if fmt is None:
         raise InvalidInputError("the file is not a PyTorch exported program, TorchScript or pickle")
     torch = _import_torch(fmt)
-    use_threads(threads)
     reason = _needs_trust(path, fmt)
     if reason is not None and not (trusted and allow_pickle):
         raise ForbiddenError(
@@ -152,9 +151,8 @@ def _needs_trust(path: Path, fmt: str) -> str | None:
     return "loading it runs code"
 
 
-def _check_trusted_upload(path: Path, fmt: str, options: InspectOptions) -> None:
+def _check_trusted_upload(fmt: str, reason: str, options: InspectOptions) -> None:
     what = _WHAT[fmt]
-    reason = _needs_trust(path, fmt)
     if not options.allow_pickle:
         raise InvalidInputError(
             f"this file is {what} and {reason}, so ModelPort refuses it: {SAFE_FORMS}; "
@@ -182,9 +180,10 @@ def _inspect_file(
 ) -> tuple[Signature, dict[str, Any], bool]:
     """Signature, params and trust of a single-file upload (refused when it needs trust
     the uploader or the server cannot give)."""
-    trusted = _needs_trust(path, fmt) is not None
-    if trusted:
-        _check_trusted_upload(path, fmt, options)
+    reason = _needs_trust(path, fmt)
+    trusted = reason is not None
+    if reason is not None:
+        _check_trusted_upload(fmt, reason, options)
     if fmt == TORCH_EXPORT:
         program = _load_program(path)
         actual = exported_signature(program)

@@ -6,7 +6,7 @@ gets what ``SentenceTransformer(folder)`` would give it: mean pooling, no normal
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,6 @@ class SentenceConfig:
     max_seq_length: int | None = None
     lowercase: bool = False
     prompt: str = ""
-    modules: list[str] = field(default_factory=list)
 
 
 def is_sentence_transformers(folder: Path) -> bool:
@@ -93,7 +92,6 @@ def read_sentence_config(folder: Path) -> SentenceConfig:
         max_seq_length=max_seq_length,
         lowercase=bool(settings.get("do_lower_case", False)),
         prompt=prompt,
-        modules=kinds,
     )
 
 

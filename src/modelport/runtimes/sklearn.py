@@ -71,8 +71,8 @@ def load_estimator(path: Path, fmt: ArtifactFormat, trusted: bool, allow_pickle:
     return joblib.load(path)
 
 
-_FRAMEWORK_EXTRAS = {"xgboost": "xgboost", "lightgbm": "lightgbm"}
-"""Frameworks whose scikit-learn wrappers a skops file may hold, and their extras."""
+_WRAPPED_FRAMEWORKS = ("xgboost", "lightgbm")
+"""Frameworks whose scikit-learn wrappers a skops file may hold (each is its own extra)."""
 
 
 def _load_skops(path: Path) -> Any:
@@ -93,8 +93,8 @@ def _load_skops(path: Path) -> Any:
         return sio.load(path, trusted=list(untrusted))
     except ModuleNotFoundError as exc:
         package = (exc.name or "").split(".")[0]
-        if package in _FRAMEWORK_EXTRAS:
-            raise missing_framework(package, _FRAMEWORK_EXTRAS[package], "a model") from None
+        if package in _WRAPPED_FRAMEWORKS:
+            raise missing_framework(package, package, "a model") from None
         raise InvalidInputError(f"the skops file could not be loaded: {exc}") from None
     except Exception as exc:
         raise InvalidInputError(f"the skops file could not be loaded: {exc}") from None

@@ -138,13 +138,13 @@ _GUARD_TOKEN = re.compile(
 )
 _MAX_EXPRESSION = 10_000
 _EXPLOSIVE = ("**", "<<")
-_NUMBER_WITH_LETTERS = re.compile(r"(?<![A-Za-z0-9_])\d+(?:\.\d*)?[A-Za-z_]")
-"""``1e999999999``, ``0x...``, ``1_000``: Python reads them as one number (an exponent can
-make it astronomically large), while the tokens above would see a number and a name."""
 """Powers and left shifts: evaluated on integers (by sympify or the guards), a few
 characters of them take unbounded time and memory, and Python's integer arithmetic holds
 the GIL meanwhile (the whole server would freeze). ``PowByNatural``, ``FloatPow`` and
 ``LShift`` are left out of the allowed names for the same reason."""
+_NUMBER_WITH_LETTERS = re.compile(r"(?<![A-Za-z0-9_])\d+(?:\.\d*)?[A-Za-z_]")
+"""``1e999999999``, ``0x...``, ``1_000``: Python reads them as one number (an exponent can
+make it astronomically large), while the tokens above would see a number and a name."""
 
 
 def unsafe_reason(path: Path) -> str | None:

@@ -22,8 +22,8 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from modelport.api.auth import require
-from modelport.api.body import json_object, read_body
 from modelport.api.errors import error_body
+from modelport.api.fastpath import disconnect_of
 from modelport.api.handlers import model_headers, off_loop_if_large
 from modelport.api.openai.completion_request import (
     GenerationRequest,
@@ -31,7 +31,8 @@ from modelport.api.openai.completion_request import (
     parse_completion_request,
 )
 from modelport.api.openai.completion_shapes import DONE, AnswerShape, event
-from modelport.api.rest.encoding import dump_json
+from modelport.api.openai.documents import read_document
+from modelport.api.rest.encoding import dump_json, header_dict
 from modelport.api.state import Services, services_of
 from modelport.errors import InvalidInputError, ModelPortError
 from modelport.serving.generation import GenerationScheduler
@@ -54,7 +55,7 @@ async def chat_completions(
     request: Request, _: Principal = require(AccessScope.PREDICT)
 ) -> Response:
     services = services_of(request)
-    call = parse_chat_request(await _document(request, services))
+    call = parse_chat_request(await read_document(request, '{"model": "...", ...}'))
     served, scheduler = await _text_model(services, call)
     model = scheduler.model
     messages = list(call.messages)
@@ -66,19 +67,11 @@ async def chat_completions(
 @router.post("/completions", summary="OpenAI (legacy) completions from a language model")
 async def completions(request: Request, _: Principal = require(AccessScope.PREDICT)) -> Response:
     services = services_of(request)
-    call = parse_completion_request(await _document(request, services))
+    call = parse_completion_request(await read_document(request, '{"model": "...", ...}'))
     served, scheduler = await _text_model(services, call)
     size = sum(len(prompt) for prompt in call.prompts)
     prompts = await off_loop_if_large(size, _encode_all, scheduler.model, call.prompts)
     return await _answer(request, served, scheduler, call, prompts, chat=False)
-
-
-async def _document(request: Request, services: Services) -> dict[str, object]:
-    body = await read_body(request, services.settings.max_request_bytes)
-    content_type = request.headers.get("content-type", "")
-    return await off_loop_if_large(
-        len(body), json_object, body, content_type, '{"model": "...", ...}'
-    )
 
 
 async def _text_model(
@@ -142,14 +135,11 @@ async def _answer(
     generation = scheduler.submit(prompts, call.n, sampling)
     version = served.version
     shape = AnswerShape(chat, call.model, f"{version.model}@{version.version}")
-    headers = {
-        name.decode(): value.decode()
-        for name, value in model_headers(version.model, version.version)
-    }
+    headers = header_dict(model_headers(version.model, version.version))
     if call.stream:
         stream = _events(shape, generation, call.include_usage, served, started)
         return EventStream(stream, generation.cancel, headers)
-    watch = asyncio.ensure_future(_disconnected(request))
+    watch = asyncio.ensure_future(disconnect_of(request.receive)())
     watch.add_done_callback(lambda done: _cancel_if_gone(done, generation))
     try:
         results = await generation.result()
@@ -167,12 +157,6 @@ async def _answer(
 def _cancel_if_gone(watch: asyncio.Future[None], generation: Generation) -> None:
     if not watch.cancelled() and watch.exception() is None:
         generation.cancel()
-
-
-async def _disconnected(request: Request) -> None:
-    """Completes when the client closes the connection (the body was read already)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
 
 
 async def _events(

@@ -19,12 +19,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from modelport.api.auth import require
-from modelport.api.body import json_object, read_body
-from modelport.api.handlers import model_headers, off_loop_if_large
+from modelport.api.handlers import Reply, model_headers, off_loop_if_large
+from modelport.api.openai.documents import read_document
 from modelport.api.openai.embedding_request import EmbeddingRequest, parse_embedding_request
-from modelport.api.rest.encoding import dump_json, json_ready
+from modelport.api.rest.encoding import dump_json, json_ready, reply_response
 from modelport.api.state import services_of
 from modelport.errors import InvalidInputError
+from modelport.registry.references import Reference
 from modelport.serving.inference import InferenceRequest, Tensor
 from modelport.types import Datatype, Principal, Scope, VersionInfo
 
@@ -34,11 +35,7 @@ router = APIRouter(prefix="/v1", tags=["openai"])
 @router.post("/embeddings", summary="OpenAI embeddings: one vector per input text")
 async def create_embeddings(request: Request, _: Principal = require(Scope.PREDICT)) -> Response:
     services = services_of(request)
-    body = await read_body(request, services.settings.max_request_bytes)
-    content_type = request.headers.get("content-type", "")
-    document = await off_loop_if_large(
-        len(body), json_object, body, content_type, '{"model": "...", "input": "..."}'
-    )
+    document = await read_document(request, '{"model": "...", "input": "..."}')
     call = parse_embedding_request(document)
     version = await services.dataplane.resolve(call.reference)
     width = embedding_width(version)
@@ -55,7 +52,9 @@ async def create_embeddings(request: Request, _: Principal = require(Scope.PREDI
     inference = InferenceRequest(
         inputs=[Tensor("text", Datatype.BYTES, [len(texts)], texts)], outputs=outputs
     )
-    response = await services.dataplane.infer(call.reference, inference)
+    # The version resolved above answers (its width was checked), even if an alias moves.
+    pinned = Reference(version.model, version=version.version)
+    response = await services.dataplane.infer(pinned, inference)
     vectors = response.outputs[0].data
     tokens = int(response.outputs[1].data.sum()) if len(outputs) > 1 else 0
     if call.dimensions is not None:
@@ -63,13 +62,8 @@ async def create_embeddings(request: Request, _: Principal = require(Scope.PREDI
     answer = await off_loop_if_large(
         vectors.nbytes, encoded_answer, call, vectors.astype(np.float32, copy=False), tokens
     )
-    return Response(
-        answer,
-        media_type="application/json",
-        headers={
-            name.decode(): value.decode()
-            for name, value in model_headers(response.model_name, response.model_version)
-        },
+    return reply_response(
+        Reply(answer, raw_headers=model_headers(response.model_name, response.model_version))
     )
 
 

@@ -37,16 +37,18 @@ def dump_json(content: Any) -> bytes:
     return orjson.dumps(content, option=_OPTIONS)
 
 
+def header_dict(raw_headers: tuple[tuple[bytes, bytes], ...]) -> dict[str, str]:
+    """Encoded headers (``model_headers``) as Starlette takes them."""
+    return {name.decode(): value.decode() for name, value in raw_headers}
+
+
 def reply_response(reply: Any) -> Response:
     """A Starlette response for a handler's ``Reply``."""
     return Response(
         reply.body,
         status_code=reply.status,
         media_type=reply.media_type,
-        headers={
-            **reply.headers,
-            **{name.decode(): value.decode() for name, value in reply.raw_headers},
-        },
+        headers={**reply.headers, **header_dict(reply.raw_headers)},
     )
 
 
