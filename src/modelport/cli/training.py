@@ -59,6 +59,20 @@ def _follow(client: Client, job: JobInfo) -> JobInfo:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     offset = 0
+
+    def print_new_log() -> None:
+        nonlocal offset
+        text, offset = client.job_logs(job.id, offset)
+        for line in text.splitlines():
+            bar.console.print(line, highlight=False, markup=False)
+
+    def show(update: JobInfo) -> None:
+        print_new_log()
+        total = update.progress.fits_total or None
+        bar.update(
+            task, description=_describe(update), total=total, completed=update.progress.fits_done
+        )
+
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -68,19 +82,8 @@ def _follow(client: Client, job: JobInfo) -> JobInfo:
         transient=True,
     ) as bar:
         task = bar.add_task(_describe(job), total=None)
-        while not job.state.finished:
-            time.sleep(0.5)
-            job = client.get_job(job.id)
-            text, offset = client.job_logs(job.id, offset)
-            for line in text.splitlines():
-                bar.console.print(line, highlight=False, markup=False)
-            total = job.progress.fits_total or None
-            bar.update(
-                task, description=_describe(job), total=total, completed=job.progress.fits_done
-            )
-        text, offset = client.job_logs(job.id, offset)
-        for line in text.splitlines():
-            bar.console.print(line, highlight=False, markup=False)
+        job = client.wait_for_job(job.id, poll_s=0.5, on_update=show)
+        print_new_log()
     return job
 
 

@@ -73,13 +73,13 @@ class Registry:
     """Models, versions and aliases."""
 
     def __init__(self, sessions: sessionmaker[Session], artifacts: ArtifactStore) -> None:
-        self._sessions = sessions
+        self.sessions = sessions
         self.artifacts = artifacts
         self.generation = 0
         """Bumped on every change that can alter what a reference resolves to."""
 
     def _run(self, work: Callable[[Session], T]) -> T:
-        with self._sessions.begin() as session:
+        with self.sessions.begin() as session:
             return work(session)
 
     def _changed(self) -> None:

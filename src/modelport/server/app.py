@@ -86,7 +86,7 @@ def create_app(settings: Settings, announce: bool = True) -> FastAPI:
         if announce:
             result = await run_in_threadpool(bootstrap, settings, services.registry, services.keys)
         app.state.services = services
-        training = build_training(settings, services.registry, engine)  # type: ignore[arg-type]
+        training = build_training(settings, services.registry)
         app.state.training = training
         await run_in_threadpool(training.jobs.start)
         await _warm_default_model(services)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine
-
 from modelport.api.training_state import TrainingServices
 from modelport.config import Settings
 from modelport.datasets import DatasetCatalog
 from modelport.pipelines.job_store import JobStore
 from modelport.pipelines.jobs import JobManager, JobSettings
 from modelport.registry import Registry
-from modelport.storage.db import create_session_factory
 
 
-def build_training(settings: Settings, registry: Registry, engine: Engine) -> TrainingServices:
-    sessions = create_session_factory(engine)
+def build_training(settings: Settings, registry: Registry) -> TrainingServices:
+    """Datasets and jobs on the registry's own database sessions and artifact store."""
+    sessions = registry.sessions
     datasets = DatasetCatalog(sessions, registry.artifacts)
     jobs = JobManager(
         JobStore(sessions),

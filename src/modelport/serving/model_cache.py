@@ -289,18 +289,22 @@ class ModelCache:
         isolated = needs_isolation(version.format)  # the uploader's code: workers only
         model: LoadedModel = LoadedInWorkers(version.signature)
         predict_seconds: float | None = None
+        config = version.serving
+        generation = None
         if not isolated:
             model = await asyncio.to_thread(
                 load_version, path, version, self._allow_pickle, share, cpus
             )
-            predict_seconds = await asyncio.to_thread(self._warm_up, model, version)
-        config = version.serving
+            generation = scheduler_for(model, config.max_batch_size)
+            # A generation model's place is fixed (its scheduler drives it here), and each
+            # of its predicts decodes tokens: one timing is enough to report.
+            timings = 1 if generation is not None else 3
+            predict_seconds = await asyncio.to_thread(self._warm_up, model, version, timings)
         workers = config.workers if config.workers is not None else defaults.workers
         if workers is None:
             workers = default_workers(predict_seconds, cpus)
         if isolated:
             workers = max(1, workers)
-        generation = scheduler_for(model, config.max_batch_size)
         if generation is not None:
             workers = 0  # its scheduler drives the model in this process
         pool = None
@@ -349,23 +353,24 @@ class ModelCache:
         )
 
     @staticmethod
-    def _warm_up(model: LoadedModel, version: VersionInfo) -> float | None:
+    def _warm_up(model: LoadedModel, version: VersionInfo, timings: int = 3) -> float | None:
         """Run a synthetic request (so the first caller is not the slow one); the time of
-        a one-row predict (the best of three, which decides where predict runs: one noisy
-        timing must not), or None when the model refuses synthetic input."""
+        a one-row predict (the best of ``timings``: three where it decides where predict
+        runs, as one noisy timing must not), or None when the model refuses synthetic
+        input."""
         row = synthetic_inputs(version.signature)
         outputs = frozenset(model.default_outputs)
-        timings = []
+        measured = []
         try:
             model.predict(row, outputs)
-            for _ in range(3):
+            for _ in range(timings):
                 started = time.perf_counter()
                 model.predict(row, outputs)
-                timings.append(time.perf_counter() - started)
+                measured.append(time.perf_counter() - started)
         except Exception as exc:  # a model may refuse zeros; it is still servable
             log.warning("warm-up of %s@%d failed: %s", version.model, version.version, exc)
             return None
-        return min(timings)
+        return min(measured)
 
     async def unload(self, name: str, version: int | None = None) -> int:
         keys = [k for k in self._served if k[0] == name and version in (None, k[1])]
