@@ -505,7 +505,7 @@ def test_hostile_folders_are_refused_at_upload(
 
 
 SLOW_TEMPLATE = (
-    "{% for i in range(10000) %}{% for j in range(3000) %}{% endfor %}{% endfor %}"
+    "{% for i in range(10000) %}{% for j in range(4000) %}{% endfor %}{% endfor %}"
     "{% for message in messages %}{{ message['content'] }}{% endfor %}assistant:"
 )
 
@@ -544,5 +544,5 @@ def test_a_slow_chat_template_does_not_stall_the_server(
         slowest = max(slowest, time.perf_counter() - asked)
     chat.join()
     assert answers == [200]
-    assert time.perf_counter() - started > 1.5  # the template really was slow...
+    assert time.perf_counter() - started > 1.0  # the template really was slow...
     assert slowest < 0.5, slowest  # ...and the server kept answering meanwhile
