@@ -56,3 +56,36 @@ def test_where_predict_runs_follows_its_cost_and_the_cores() -> None:
     assert default_workers(0.003, cpus=4) == 0
     assert default_workers(0.050, cpus=4) == 3
     assert default_workers(0.050, cpus=32) == 8
+
+
+def test_a_loaded_model_keeps_the_short_path_after_the_registry_changes(tmp_path: Path) -> None:
+    """Any registry write makes references resolve again, to new descriptions of the same
+    versions; the loaded model must still be found without I/O (before the fix, every
+    request after a write took the general path for good: a third fewer requests/s)."""
+    models = {name: regression(n_features=4, seed=i) for i, name in enumerate(("m", "other"))}
+    files = {name: save_skops(est, tmp_path / f"{name}.skops") for name, (est, _) in models.items()}
+    with start_server(tmp_path / "data", "--no-demo", admin_key=ADMIN_KEY) as server:
+        with server.http(ADMIN_KEY) as admin:
+            estimator, x = models["m"]
+
+            def predict() -> None:
+                response = admin.post("/models/m/predict", json={"features": x[:1].tolist()})
+                assert response.status_code == 200, response.text
+                assert np.allclose(response.json()["prediction"], estimator.predict(x[:1]))
+
+            def short_path_requests() -> int:
+                loaded = admin.get("/api/v1/serving").json()["loaded"]
+                (count,) = [item["short_path_requests"] for item in loaded if item["model"] == "m"]
+                assert isinstance(count, int)
+                return count
+
+            assert upload(admin, "m", files["m"]).status_code == 201
+            predict()
+            assert upload(admin, "other", files["other"]).status_code == 201  # a write
+            alias = admin.put("/api/v1/models/m/aliases/production", json={"version": 1})
+            assert alias.status_code == 200, alias.text  # another write
+            predict()  # resolves "m" again (a database lookup: the general path)
+            before = short_path_requests()
+            for _ in range(5):
+                predict()
+            assert short_path_requests() == before + 5

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +28,7 @@ from modelport.server.bootstrap import bootstrap
 from modelport.server.training import build_training
 from modelport.serving.batching import QueueLimits
 from modelport.serving.dataplane import DataPlane
+from modelport.serving.heap import freeze_imports
 from modelport.serving.model_cache import ModelCache, ServingDefaults
 from modelport.serving.repository import Repository
 from modelport.storage.artifacts import ArtifactStore
@@ -103,8 +103,7 @@ def create_app(settings: Settings, announce: bool = True) -> FastAPI:
             print_banner(settings, result)
         # Everything loaded so far lives as long as the server: keep it out of the
         # collector's full passes, which would otherwise pause requests now and then.
-        gc.collect()
-        gc.freeze()
+        freeze_imports()
         app.state.ready = True
         try:
             yield

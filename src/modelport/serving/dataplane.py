@@ -173,6 +173,7 @@ class DataPlane:
         except ModelPortError:
             served.stats.failed(time.perf_counter_ns() - started)
             raise
+        served.short_path_requests += 1
         return RowsCall(served, item, started)
 
     def record_output_encoding(self, response: InferenceResponse, ns: int) -> None:

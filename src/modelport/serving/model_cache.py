@@ -23,6 +23,7 @@ from modelport.runtimes.loader import load_version, model_path, synthetic_inputs
 from modelport.runtimes.plugins import needs_isolation
 from modelport.serving.batching import Batcher, BatchPolicy, QueueLimits
 from modelport.serving.generation import GenerationScheduler, scheduler_for
+from modelport.serving.heap import freeze_imports
 from modelport.serving.loop_lag import LoopLag
 from modelport.serving.predictors import (
     InlinePredictor,
@@ -70,6 +71,8 @@ class ServedModel:
     pool: WorkerPool | None = None
     generation: GenerationScheduler | None = None
     """Text-generation models: the scheduler that batches their decoding steps."""
+    short_path_requests: int = 0
+    """Requests queued straight from their row matrix (``DataPlane.start_rows``)."""
 
     def __post_init__(self) -> None:
         self.default_output_set = frozenset(self.default_outputs)
@@ -126,6 +129,21 @@ class CacheCounters:
     def loaded(self, seconds: float) -> None:
         self.loads += 1
         self.load_time.observe(seconds)
+
+
+def _serves(served: ServedModel, version: VersionInfo) -> bool:
+    """Whether ``served`` was loaded from what ``version`` describes: the same object (the
+    resolution cache hands it out) or, after the registry changed and references were
+    resolved again, the same artifact and serving configuration. Then ``served`` takes the
+    newer description, so that the next lookup is an identity check again (the short
+    path for row matrices depends on it)."""
+    if served.version is version:
+        return True
+    loaded = served.version
+    if loaded.artifact_sha256 != version.artifact_sha256 or loaded.serving != version.serving:
+        return False
+    served.version = version
+    return True
 
 
 def row_input_of(signature: Signature, default_outputs: list[str]) -> TensorSpec | None:
@@ -206,22 +224,17 @@ class ModelCache:
     def current(self, version: VersionInfo) -> ServedModel | None:
         """The loaded model for exactly this resolution (the object the resolution cache
         hands out), or None: then ``get`` decides whether to load."""
-        served = self._served.get((version.model, version.version))
-        if served is not None and served.version is version:
-            self._served.move_to_end((version.model, version.version))
+        key = (version.model, version.version)
+        served = self._served.get(key)
+        if served is not None and _serves(served, version):
+            self._served.move_to_end(key)
             return served
         return None
 
     async def get(self, version: VersionInfo) -> ServedModel:
         key = (version.model, version.version)
         served = self._served.get(key)
-        if served is not None and (
-            served.version is version  # the resolution cache hands out the same object
-            or (
-                served.version.artifact_sha256 == version.artifact_sha256
-                and served.version.serving == version.serving
-            )
-        ):
+        if served is not None and _serves(served, version):
             self._served.move_to_end(key)
             return served
         pending = self._loading.get(key)
@@ -332,6 +345,7 @@ class ModelCache:
         batcher = Batcher(
             predictor, policy, _is_batchable(version.signature), self._limits, self.loop_lag
         )
+        freeze_imports()  # the framework this load imported, if any
         load_seconds = time.perf_counter() - started
         log.info(
             "loaded %s@%d in %.1f ms (predict %s, %s)",

@@ -53,6 +53,9 @@ class LoadedVersion(BaseModel):
     queued_rows: int
     running_batches: int
     requests_shed: int
+    short_path_requests: int
+    """Requests queued straight from their row matrix, without the general path's steps
+    (a one-input numeric model and the tutorial's ``{"features": ...}`` body)."""
     memory_bytes: int
     generation: GenerationState | None = None
 
@@ -90,6 +93,7 @@ def _loaded(served: ServedModel) -> LoadedVersion:
         queued_rows=batcher.queued_rows,
         running_batches=batcher.running_batches,
         requests_shed=batcher.shed,
+        short_path_requests=served.short_path_requests,
         memory_bytes=served.footprint,
         generation=_generation(served),
     )

@@ -1,0 +1,23 @@
+"""Long-lived objects are kept out of the garbage collector's full passes."""
+
+from __future__ import annotations
+
+import gc
+import sys
+import types
+
+from modelport.serving.heap import freeze_imports
+
+
+def test_objects_are_frozen_after_imports_and_only_then() -> None:
+    freeze_imports()
+    frozen = gc.get_freeze_count()
+    kept = [[index] for index in range(1000)]  # new objects, no new module
+    freeze_imports()
+    assert gc.get_freeze_count() == frozen  # a load that imports nothing freezes nothing
+    # A module imported, as a framework is by the first load of its format.
+    sys.modules["modelport_test_heap_module"] = types.ModuleType("modelport_test_heap_module")
+    freeze_imports()
+    assert gc.get_freeze_count() >= frozen + len(kept)
+    assert not gc.get_count()[0]  # collected first: garbage made by the load is not kept
+    del sys.modules["modelport_test_heap_module"]
