@@ -7,8 +7,9 @@ Two numbers from the same run bound what a server on one core could do:
 - the floor: `predict` called in-process (peers/floor.py, pinned to the server core) on
   batches of 1, 32 and 128 rows: microseconds per call and per row;
 - the combined limit: the req/s one core could serve if each request cost the raw-ASGI
-  ceiling's per-request time plus the batched predict's cost per row at batch 32,
-  1 / (1 / ceiling_rps + us_per_row_at_32 / 1e6), at each concurrency.
+  ceiling's per-request time plus the batched predict's cost per row, at each concurrency
+  C with batches of C rows (the largest batch C callers can fill):
+  1 / (1 / ceiling_rps + us_per_row_at_C / 1e6).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from report import Row, Run, noise_note, preamble, rss_lines, systems_lines, tab
 
 FLOOR_BATCHES = (1, 32, 128)
 FLOOR_SECONDS = 2.0
-COMBINED_BATCH = 32  # the combined limit uses the predict cost per row at this batch size
 TARGET_SHARE = 0.60  # ModelPort at concurrency 128: at least this share of the combined limit
 TARGET_P99_MS = 50.0
 TARGET_CONCURRENCY = 128
@@ -57,15 +57,19 @@ def measure_floor(python: Path, model_dir: Path, core: int) -> dict[str, Any]:
 
 
 def combined_limits(rows: list[Row], floor: dict[str, Any]) -> dict[int, float]:
-    """The combined limit at each concurrency the ceiling was measured at."""
-    per_row = floor.get(str(COMBINED_BATCH), {}).get("us_per_row")
-    if per_row is None:
-        return {}
+    """The combined limit at each concurrency both the ceiling and the floor (batches of
+    that many rows) were measured at."""
     return {
-        r.concurrency: 1.0 / (1.0 / r.measurement.rps + per_row / 1e6)
+        r.concurrency: 1.0 / (1.0 / r.measurement.rps + per_row_us(floor, r.concurrency) / 1e6)
         for r in rows
-        if r.system == "asgi-ceiling" and r.measurement.rps > 0
+        if r.system == "asgi-ceiling" and r.measurement.rps > 0 and str(r.concurrency) in floor
     }
+
+
+def per_row_us(floor: dict[str, Any], batch: int) -> float:
+    """The floor's predict cost per row, in µs, on batches of ``batch`` rows."""
+    cost: float = floor[str(batch)]["us_per_row"]
+    return cost
 
 
 def floor_lines(floor: dict[str, Any]) -> list[str]:
@@ -88,9 +92,8 @@ def combined_lines(rows: list[Row], floor: dict[str, Any]) -> list[str]:
     limits = combined_limits(rows, floor)
     if not limits:
         return ["The combined limit needs asgi-ceiling and the floor in the same run."]
-    per_row = floor[str(COMBINED_BATCH)]["us_per_row"]
     out = [
-        "| conc. | ceiling req/s | predict µs/row at 32 | combined limit req/s | "
+        "| conc. | ceiling req/s | predict µs/row, batch = conc. | combined limit req/s | "
         "ModelPort endpoint | req/s | % of limit | p99 ms |",
         "|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
@@ -101,7 +104,7 @@ def combined_lines(rows: list[Row], floor: dict[str, Any]) -> list[str]:
             cells = [
                 str(concurrency),
                 f"{ceiling[concurrency]:,.0f}",
-                f"{per_row:,.2f}",
+                f"{per_row_us(floor, concurrency):,.2f}",
                 f"{limit:,.0f}",
             ]
             if r is None:
@@ -179,17 +182,17 @@ def write(path: Path, run: Run, rows: list[Row], floor: dict[str, Any]) -> None:
         "## The floor: in-process predict",
         "",
         f"`peers/floor.py` in ModelPort's environment, pinned to core {run.server_core}: "
-        f"`predict` on the first N test rows, {FLOOR_SECONDS:g} s per batch size after a "
-        "warm-up.",
+        f"`predict` on the first N test rows after a warm-up, the batch sizes taking turns "
+        f"(one call each), {FLOOR_SECONDS:g} s per batch size in all.",
         "",
         *floor_lines(floor),
         "",
         "## The combined limit",
         "",
         "What one core could serve if each request cost the raw-ASGI ceiling's time per "
-        f"request plus the batched predict's cost per row at batch {COMBINED_BATCH}: "
-        f"1 / (1 / ceiling_rps + µs_per_row_at_{COMBINED_BATCH} / 1e6), with both numbers "
-        "from this run.",
+        "request plus the batched predict's cost per row, at concurrency C with batches of C "
+        "rows (the largest batch C callers fill): 1 / (1 / ceiling_rps + µs_per_row_at_C / "
+        "1e6), with both numbers from this run.",
         "",
         *combined_lines(rows, floor),
         "",
