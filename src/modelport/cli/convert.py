@@ -14,6 +14,7 @@ import numpy as np
 
 from modelport.errors import InvalidInputError
 from modelport.pipelines.optimization import best_time_us, disagreement
+from modelport.runtimes.sklearn_walk import import_skops_io
 
 CHECK_ROWS = 512
 """Synthetic rows on which the ONNX model must agree with the original."""
@@ -22,7 +23,7 @@ CHECK_ROWS = 512
 def convert_to_skops(source: Path) -> Path:
     """Load ``source`` with joblib (this runs the pickle: only for files you trust) and save
     it with skops into a temporary file that the caller deletes."""
-    import skops.io as sio
+    sio = import_skops_io()
 
     estimator = _load_local(source, allow_skops=False)
     handle, name = tempfile.mkstemp(suffix=".skops", prefix=source.stem + "-")
@@ -92,7 +93,7 @@ def _load_local(source: Path, allow_skops: bool) -> Any:
         is_zip = stream.read(4) == b"PK\x03\x04"
     try:
         if is_zip and allow_skops:
-            import skops.io as sio
+            sio = import_skops_io()
 
             estimator = sio.load(source, trusted=sio.get_untrusted_types(file=source))
         else:

@@ -13,6 +13,7 @@ from typing import Any
 
 from modelport.errors import InvalidInputError
 from modelport.pipeline_spec import CandidateSpec
+from modelport.runtimes.sklearn_walk import walking_without_torch
 
 _ALPHAS = [0.001, 0.01, 0.1, 1.0, 10.0, 100.0]
 _C = [0.01, 0.1, 1.0, 10.0, 100.0]
@@ -105,7 +106,8 @@ def _estimators(kind: str) -> dict[str, type[Any]]:
     every scikit-learn module on each call; a job asks once per fit)."""
     from sklearn.utils.discovery import all_estimators
 
-    return dict(all_estimators(type_filter=kind))
+    with walking_without_torch():
+        return dict(all_estimators(type_filter=kind))
 
 
 def estimator_class(name: str, task: str) -> type[Any]:

@@ -36,6 +36,7 @@ from modelport.pipelines.search import (
     rows_of,
     run_search,
 )
+from modelport.runtimes.sklearn_walk import import_skops_io
 
 TEST_SAMPLE_ROWS = 20
 MAX_CLASSES = 1000
@@ -274,7 +275,7 @@ def _save(
         session = ort.InferenceSession(onnx.data, providers=["CPUExecutionProvider"])
         predicted = np.asarray(session.run(None, {"features": x_test.astype(np.float32)})[0])
         return path, onnx.as_json(), predicted.reshape(len(x_test))
-    import skops.io as sio
+    sio = import_skops_io()
 
     path = work_dir / "model.skops"
     sio.dump(model, path)

@@ -16,6 +16,7 @@ from modelport.runtimes.formats import ArtifactFormat, sklearn_format
 from modelport.runtimes.plugins import InspectOptions, LoadOptions, missing_framework
 from modelport.runtimes.signatures import signature_for_upload
 from modelport.runtimes.sklearn_trusted import TRUSTED_SKOPS_TYPES
+from modelport.runtimes.sklearn_walk import import_skops_io
 from modelport.tensors.dtypes import datatype_of
 from modelport.types import Datatype, Signature, TensorSpec
 
@@ -76,7 +77,7 @@ _WRAPPED_FRAMEWORKS = ("xgboost", "lightgbm")
 
 
 def _load_skops(path: Path) -> Any:
-    import skops.io as sio
+    sio = import_skops_io()
 
     try:
         untrusted = sio.get_untrusted_types(file=path)

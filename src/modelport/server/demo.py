@@ -12,6 +12,7 @@ import numpy as np
 
 from modelport.registry import Registry
 from modelport.runtimes.loader import inspect_upload
+from modelport.runtimes.sklearn_walk import import_skops_io
 from modelport.types import DEFAULT_ALIAS, VersionInfo
 
 DEMO_MODEL = "demo-linear"
@@ -48,7 +49,7 @@ def train_demo_model() -> DemoModel:
 
 def register_demo_model(registry: Registry) -> VersionInfo:
     """Train, save with skops, register as ``demo-linear`` and point ``production`` at it."""
-    import skops.io as sio
+    sio = import_skops_io()
 
     demo = train_demo_model()
     with tempfile.TemporaryDirectory() as scratch:
