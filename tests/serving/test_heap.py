@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import sys
 import types
+import weakref
 
 from modelport.serving.heap import freeze_imports
 
@@ -15,9 +16,17 @@ def test_objects_are_frozen_after_imports_and_only_then() -> None:
     kept = [[index] for index in range(1000)]  # new objects, no new module
     freeze_imports()
     assert gc.get_freeze_count() == frozen  # a load that imports nothing freezes nothing
+    garbage = _Cycle()
+    garbage.me = garbage  # unreachable once dropped: only the collector frees it
+    dropped = weakref.ref(garbage)
+    del garbage
     # A module imported, as a framework is by the first load of its format.
     sys.modules["modelport_test_heap_module"] = types.ModuleType("modelport_test_heap_module")
     freeze_imports()
     assert gc.get_freeze_count() >= frozen + len(kept)
-    assert not gc.get_count()[0]  # collected first: garbage made by the load is not kept
+    assert dropped() is None  # collected first: garbage made by the load is not kept
     del sys.modules["modelport_test_heap_module"]
+
+
+class _Cycle:
+    me: object = None

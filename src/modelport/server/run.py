@@ -51,7 +51,12 @@ def run_server(overrides: dict[str, Any]) -> None:
         "backlog": LISTEN_BACKLOG,
     }
     if settings.workers == 1:
-        uvicorn.run(FastPath(create_app(settings)), **options)
+        from modelport.server.accepting import AcceptingServer
+
+        server = AcceptingServer(uvicorn.Config(FastPath(create_app(settings)), **options))
+        server.run()
+        if not server.started:  # it could not start (the reason is logged): as uvicorn.run
+            raise SystemExit(STARTUP_FAILURE)
         return
     # Several processes share the port (uvicorn binds it once and restarts a process that
     # dies); each builds its own app from the settings passed down here. First-start
@@ -60,6 +65,9 @@ def run_server(overrides: dict[str, Any]) -> None:
     os.environ[WORKER_SETTINGS] = _dump_settings(settings)
     uvicorn.run(f"{__name__}:worker_app", factory=True, workers=settings.workers, **options)
 
+
+STARTUP_FAILURE = 3
+"""The exit status of a server that could not start (uvicorn's)."""
 
 LISTEN_BACKLOG = 4096
 """Connections the kernel holds until the server accepts them (capped by
