@@ -11,10 +11,10 @@ from typing import cast
 
 import uvloop
 
-from modelport.server.accepting import ConnectionAcceptor
+from modelport.server.accepting import ACCEPT_BATCH, ConnectionAcceptor
 from modelport.server.protocol import _Turn
 
-WAITING = 300
+WAITING = ACCEPT_BATCH  # what one turn takes at most
 _MADE: list[asyncio.Protocol] = []
 
 

@@ -23,6 +23,9 @@ from modelport.types import CreatedKey, KeyInfo, Principal, Role
 KEY_PREFIX = "mp_"
 CACHE_TTL_SECONDS = 5.0
 CACHE_MAX_ENTRIES = 4096
+REFRESH_AHEAD_SECONDS = 1.0
+"""A cached key in use is looked up again this long before its entry expires, while
+requests keep using the entry: a busy key never misses the cache."""
 
 
 def hash_key(key: str) -> str:
@@ -53,6 +56,7 @@ class KeyStore:
         self._sessions = sessions
         self._cache: OrderedDict[str, tuple[float, Principal | None]] = OrderedDict()
         self._lock = threading.Lock()
+        self._refreshing: set[str] = set()
 
     def create(
         self,
@@ -117,18 +121,43 @@ class KeyStore:
             return False, None
         return True, entry[1]
 
+    def needs_refresh(self, key: str) -> bool:
+        """True once for a cached entry in its last ``REFRESH_AHEAD_SECONDS``: the caller
+        then runs ``refresh`` (off the event loop) while the entry still answers."""
+        entry = self._cache.get(key)
+        if entry is None or entry[0] - time.monotonic() > REFRESH_AHEAD_SECONDS:
+            return False
+        if key in self._refreshing:
+            return False
+        self._refreshing.add(key)
+        return True
+
+    def refresh(self, key: str) -> Principal | None:
+        """Look ``key`` up again and cache what the database says now (None: unknown or
+        revoked)."""
+        try:
+            principal = self._lookup(key)
+            self._remember(key, principal)
+            return principal
+        finally:
+            self._refreshing.discard(key)
+
     def verify(self, key: str) -> Principal:
         """The principal behind ``key``; raises for unknown or revoked keys."""
         hit, principal = self.cached(key)
         if not hit:
             principal = self._lookup(key)
-            with self._lock:
-                self._cache[key] = (time.monotonic() + CACHE_TTL_SECONDS, principal)
-                while len(self._cache) > CACHE_MAX_ENTRIES:
-                    self._cache.popitem(last=False)
+            self._remember(key, principal)
         if principal is None:
             raise UnauthenticatedError("the API key is not valid or was revoked")
         return principal
+
+    def _remember(self, key: str, principal: Principal | None) -> None:
+        with self._lock:
+            self._cache[key] = (time.monotonic() + CACHE_TTL_SECONDS, principal)
+            self._cache.move_to_end(key)
+            while len(self._cache) > CACHE_MAX_ENTRIES:
+                self._cache.popitem(last=False)
 
     def _lookup(self, key: str) -> Principal | None:
         with self._sessions.begin() as session:

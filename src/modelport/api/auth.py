@@ -4,6 +4,7 @@ and fails on any route without one. Keys come as ``Authorization: Bearer <key>``
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends
@@ -35,30 +36,43 @@ async def authorize(services: Services, authorization: str | None, scope: Scope)
     principal = authorize_now(services, authorization, scope)
     if principal is not None:
         return principal
-    principal = await _look_up(services, bearer_key(authorization))
+    key = bearer_key(authorization)
+    shared = services.key_lookups.get(key) or _start_lookup(services, key, services.keys.verify)
+    principal = await asyncio.shield(shared)
     return _allowed(services, principal, scope)
 
 
-async def _look_up(services: Services, key: str) -> Principal:
-    """The key's principal from the database; when its cache entry expires under load,
-    the requests that miss it together share one lookup instead of one thread each."""
+def _start_lookup(
+    services: Services, key: str, lookup: Callable[[str], Principal | None]
+) -> asyncio.Future[Principal | None]:
+    """The key's principal from the database, off the event loop; requests that miss the
+    cache meanwhile await this same lookup instead of starting one each."""
     lookups = services.key_lookups
-    shared = lookups.get(key)
-    if shared is None:
-        shared = asyncio.ensure_future(run_in_threadpool(services.keys.verify, key))
-        shared.add_done_callback(lambda _: lookups.pop(key, None))
-        lookups[key] = shared
-    return await asyncio.shield(shared)
+    shared = asyncio.ensure_future(run_in_threadpool(lookup, key))
+
+    def finished(done: asyncio.Future[Principal | None]) -> None:
+        lookups.pop(key, None)
+        if not done.cancelled():
+            done.exception()  # retrieved: a refresh that fails may have nobody awaiting it
+
+    shared.add_done_callback(finished)
+    lookups[key] = shared
+    return shared
 
 
 def authorize_now(services: Services, authorization: str | None, scope: Scope) -> Principal | None:
     """``authorize`` without I/O: None when the key is not in the cache (nothing is
-    checked or counted then; ``authorize`` looks it up)."""
+    checked or counted then; ``authorize`` looks it up). A key in use is looked up again
+    shortly before its entry expires, so that under load its requests keep this path."""
     if services.settings.no_auth:
         return ANONYMOUS_ADMIN
-    hit, principal = services.keys.cached(bearer_key(authorization))
+    key = bearer_key(authorization)
+    keys = services.keys
+    hit, principal = keys.cached(key)
     if not hit:
         return None
+    if keys.needs_refresh(key) and key not in services.key_lookups:
+        _start_lookup(services, key, keys.refresh)
     return _allowed(services, principal, scope)
 
 

@@ -24,7 +24,7 @@ class Services:
     dataplane: DataPlane
     repository: Repository
     limiter: RateLimiter
-    key_lookups: dict[str, asyncio.Future[Principal]] = field(default_factory=dict)
+    key_lookups: dict[str, asyncio.Future[Principal | None]] = field(default_factory=dict)
     """Keys being looked up in the database: concurrent callers share one lookup."""
     direct_requests: int = 0
     """Inference requests answered on the direct HTTP path (``FastPath.start_now``)."""
