@@ -316,9 +316,11 @@ class DirectHttpProtocol(HttpToolsProtocol):
         )
 
 
-TURN_READ_LIMIT = 256
+TURN_READ_LIMIT = 192
 """Reads in one turn of the event loop after which a connection read is held back for a
-later turn (``_Turn``); also how many held connections each turn takes back."""
+later turn (``_Turn``); also how many held connections each turn takes back. Above the
+bench's 128 connections, so that a turn serving them all holds none back; low enough
+that a turn under a flood of thousands lasts tens of milliseconds."""
 
 
 class _Holdable(Protocol):
