@@ -207,6 +207,7 @@ def measure_overload(
             notes["rss_after_2s"] = rss.sample()
             notes["rss_peak"] = rss.peak
         notes["probe"] = probe_summary(prober)
+        measure_ceiling_flood(args, python, wrk, work_dir, script, connections, notes)
         o = notes["overload"]
         print(
             f"   overload c={connections}: {o['rps']:,.0f} answers/s, "
@@ -214,6 +215,55 @@ def measure_overload(
             f"{o['other_errors']}, probe max {notes['probe'].get('max_ms', 0):.1f} ms",
             flush=True,
         )
+
+
+def measure_ceiling_flood(
+    args: argparse.Namespace,
+    python: Path,
+    wrk: str,
+    work_dir: Path,
+    script: Path,
+    connections: int,
+    notes: dict[str, Any],
+) -> None:
+    """The raw ASGI app (a constant answer, no model, no parsing) under the same number of
+    connections, probed the same way, after ModelPort has stopped: what any Python server
+    on this core does with that many connections."""
+    port = free_port()
+    argv = [
+        str(python),
+        *("-m", "uvicorn", "asgi_ceiling:app", "--app-dir", str(BENCH_DIR / "peers")),
+        *("--host", HOST, "--port", str(port), "--loop", "uvloop", "--http", "httptools"),
+        *("--lifespan", "off", "--no-access-log", "--log-level", "warning"),
+        *("--backlog", "4096"),
+    ]
+    server = Server(argv, work_dir, port, (), "/", {})
+    log = work_dir / "logs" / "overload-asgi-ceiling.log"
+    print(f"\n== the raw ASGI app under the same {connections} connections", flush=True)
+    wrk_timeout = max(5.0, 20 * args.overload_timeout)
+    with (
+        running(server, args.server_core, log, args.start_timeout) as pid,
+        RssSampler(pid, args.client_core) as rss,
+    ):
+        rss.mark()
+        with Prober(port, args.client_core) as prober:
+            flood = measure(
+                wrk,
+                f"http://{HOST}:{port}/",
+                script,
+                connections,
+                args.duration,
+                args.client_core,
+                wrk_timeout,
+            )
+        notes["ceiling_flood"] = point(flood, connections, rss.point_peak)
+    notes["ceiling_probe"] = probe_summary(prober)
+    c = notes["ceiling_flood"]
+    print(
+        f"   asgi-ceiling c={connections}: {c['rps']:,.0f} answers/s, p50 {c['p50_ms']:.0f} ms, "
+        f"max {c['max_ms']:.0f} ms, probe max {notes['ceiling_probe'].get('max_ms', 0):.1f} ms",
+        flush=True,
+    )
 
 
 def point(m: Measurement, connections: int, rss_peak: int) -> dict[str, Any]:
@@ -284,6 +334,19 @@ def verdicts(args: argparse.Namespace, notes: dict[str, Any]) -> list[str]:
             else ""
         )
     )
+    c, cp = notes.get("ceiling_flood"), notes.get("ceiling_probe", {})
+    if c is not None:
+        lines.append(
+            f"- for scale, the raw ASGI app (a constant answer, nothing to refuse) under the "
+            f"same {c['connections']} connections: {c['rps']:,.0f} answers/s, p50 "
+            f"{c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms, max {c['max_ms']:.1f} ms, "
+            f"{c['socket_errors']} unanswered; probes {cp.get('answered', 0)} answered, "
+            f"{len(cp.get('failures', []))} failed"
+            + (f", max {cp['max_ms']:.1f} ms" if cp.get("answered") else "")
+            + ". A closed loop of N connections waits N / (answers per second) per answer "
+            "whatever the server does with the request (Little's law): within a 100 ms "
+            "timeout, N connections need 10 N answers/s from one core"
+        )
     lines.append(
         f"- shed load: {100 * o['share_503']:.1f}% of the answers were 503, "
         f"{o['ok_rps']:,.0f} req/s still answered with a prediction (capacity at "
@@ -298,8 +361,13 @@ def points_table(notes: dict[str, Any]) -> list[str]:
         "p99 ms | max ms | peak RSS MiB | wrk CPU |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for label in ("capacity", "overload"):
-        p = notes.get(label)
+    labels = {
+        "capacity": "capacity",
+        "overload": "overload",
+        "ceiling_flood": "raw ASGI app, same connections",
+    }
+    for key, label in labels.items():
+        p = notes.get(key)
         if p is None:
             continue
         out.append(
