@@ -203,6 +203,7 @@ def measure_overload(
                 overloaded = load(connections, args.duration)
             notes["rss_end"] = rss.sample()
             notes["overload"] = point(overloaded, connections, rss.point_peak)
+            notes["server_longest"] = longest_in_server(port, headers)
             time.sleep(2.0)
             notes["rss_after_2s"] = rss.sample()
             notes["rss_peak"] = rss.peak
@@ -215,6 +216,25 @@ def measure_overload(
             f"{o['other_errors']}, probe max {notes['probe'].get('max_ms', 0):.1f} ms",
             flush=True,
         )
+
+
+def longest_in_server(port: int, headers: dict[str, str]) -> dict[str, float]:
+    """ModelPort's own longest time from reading a request to answering it, per outcome
+    (`modelport_request_longest_seconds` in /metrics; since the model loaded, so the
+    capacity point counts too): what the server controls, without the time a request
+    spent unread in the kernel."""
+    connection = http.client.HTTPConnection(HOST, port, timeout=10.0)
+    try:
+        connection.request("GET", "/metrics", headers=headers)
+        text = connection.getresponse().read().decode()
+    finally:
+        connection.close()
+    longest = {}
+    for line in text.splitlines():
+        if line.startswith("modelport_request_longest_seconds{") and MODERATE_MODEL in line:
+            outcome = line.split('outcome="')[1].split('"')[0]
+            longest[outcome] = float(line.rsplit(" ", 1)[1])
+    return longest
 
 
 def measure_ceiling_flood(
@@ -312,6 +332,19 @@ def verdicts(args: argparse.Namespace, notes: dict[str, Any]) -> list[str]:
         f"and answering); p99 {o['p99_ms']:.1f} ms; {o['socket_errors']} requests unanswered "
         "(socket errors or client timeouts)"
     ]
+    longest = notes.get("server_longest", {})
+    if longest:
+        answered = 1000 * longest.get("success", 0.0)
+        refused = 1000 * longest.get("failure", 0.0)
+        lines.append(
+            f"- inside the server (from reading a request to answering it, "
+            f"`modelport_request_longest_seconds`): the longest prediction took "
+            f"{answered:.1f} ms and the longest refusal {refused:.1f} ms, against the "
+            f"{timeout_ms:g} ms timeout (limit {limit_ms:g} ms): "
+            f"**{'met' if max(answered, refused) <= limit_ms else 'NOT met'}**. Client-side "
+            "the rest is time spent unread in the kernel, waiting for a turn of the "
+            "event loop"
+        )
     start, end, peak = notes["rss_start"], notes["rss_end"], notes["rss_peak"]
     growth = end / start - 1 if start else 0.0
     met = growth < RSS_GROWTH_LIMIT

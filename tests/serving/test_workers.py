@@ -214,6 +214,15 @@ def test_metrics_endpoint_serves_prometheus_text(workers_server: ServerProcess) 
         if s.labels.get("model") == "hgb" and s.labels.get("outcome") == "success"
     ]
     assert successes and successes[0] >= 1
+    durations = {
+        (s.name, s.labels.get("outcome")): s.value
+        for family in ("modelport_request_duration_seconds", "modelport_request_longest_seconds")
+        for s in families[family].samples
+        if s.labels.get("model") == "hgb"
+    }
+    longest = durations[("modelport_request_longest_seconds", "success")]
+    total = durations[("modelport_request_duration_seconds_sum", None)]
+    assert 0 < longest <= total  # one request's time, within all requests' time
     assert httpx.get(f"{workers_server.url}/metrics").status_code == 401
     with workers_server.http(keys["key"]) as predict_only:
         assert predict_only.get("/metrics").status_code == 403

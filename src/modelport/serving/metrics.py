@@ -63,6 +63,11 @@ class DataPlaneCollector(Collector):
         latency = SummaryMetricFamily(
             "modelport_request_duration_seconds", "Time from arrival to answer", labels=LABELS
         )
+        longest = GaugeMetricFamily(
+            "modelport_request_longest_seconds",
+            "Longest time from arrival to answer of one request since the version loaded",
+            labels=[*LABELS, "outcome"],
+        )
         queue = SummaryMetricFamily(
             "modelport_queue_duration_seconds", "Time requests waited for a batch", labels=LABELS
         )
@@ -96,6 +101,8 @@ class DataPlaneCollector(Collector):
             requests.add_metric([*labels, "failure"], stats.fail.count)
             done = stats.success.count + stats.fail.count
             latency.add_metric(labels, done, (stats.success.ns + stats.fail.ns) / 1e9)
+            longest.add_metric([*labels, "success"], stats.success.longest_ns / 1e9)
+            longest.add_metric([*labels, "failure"], stats.fail.longest_ns / 1e9)
             queue.add_metric(labels, batches.queue.count, batches.queue.ns / 1e9)
             infer.add_metric(labels, batches.compute_infer.count, batches.compute_infer.ns / 1e9)
             rows.add_metric(labels, stats.inference_count)
@@ -104,7 +111,8 @@ class DataPlaneCollector(Collector):
             cold.add_metric(labels, served.load_seconds)
             workers.add_metric(labels, served.workers)
             restarts.add_metric(labels, served.pool.replaced if served.pool else 0)
-        yield from (requests, latency, queue, infer, rows, queued, shed, cold, workers, restarts)
+        yield from (requests, latency, longest, queue, infer, rows, queued, shed, cold, workers)
+        yield restarts
 
     def _generation_metrics(self) -> Iterator[Metric]:
         """Text-generation models: decoding steps, tokens, batch size, cancellations."""

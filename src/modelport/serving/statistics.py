@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 class Duration:
     count: int = 0
     ns: int = 0
+    longest_ns: int = 0
 
     def add(self, ns: int) -> None:
         self.count += 1
         self.ns += max(ns, 0)
+        if ns > self.longest_ns:
+            self.longest_ns = ns
 
 
 @dataclass
