@@ -79,10 +79,18 @@ class ConnectionAcceptor:
         self._socket = socket.socket(fileno=os.dup(listening.fileno()))
         self._socket.setblocking(False)
         self._connecting: set[asyncio.Task[object]] = set()
+        self._accepted_this_turn = 0
         loop.add_reader(self._socket.fileno(), self._accept_waiting)
 
     def _accept_waiting(self) -> None:
-        for _ in range(ACCEPT_BATCH):
+        # libuv may report the socket ready in each of a turn's polling rounds: the
+        # budget is per turn, restored once the turn's callbacks run.
+        budget = ACCEPT_BATCH - self._accepted_this_turn
+        if budget <= 0:
+            return
+        if self._accepted_this_turn == 0:
+            self._loop.call_soon(self._next_turn)
+        for _ in range(budget):
             try:
                 connection, _ = self._socket.accept()
             except (BlockingIOError, InterruptedError):
@@ -92,6 +100,7 @@ class ConnectionAcceptor:
             except OSError as exc:  # out of descriptors or memory: libuv reports it too
                 log.warning("accepting a connection failed: %s", exc)
                 return
+            self._accepted_this_turn += 1
             connection.setblocking(False)
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             task = self._loop.create_task(
@@ -99,6 +108,9 @@ class ConnectionAcceptor:
             )
             self._connecting.add(task)
             task.add_done_callback(functools.partial(self._connected, connection))
+
+    def _next_turn(self) -> None:
+        self._accepted_this_turn = 0
 
     def _connected(self, connection: socket.socket, task: asyncio.Task[object]) -> None:
         self._connecting.discard(task)

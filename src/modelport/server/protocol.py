@@ -316,11 +316,11 @@ class DirectHttpProtocol(HttpToolsProtocol):
         )
 
 
-TURN_READ_LIMIT = 192
+TURN_READ_LIMIT = 128
 """Reads in one turn of the event loop after which a connection read is held back for a
-later turn (``_Turn``); also how many held connections each turn takes back. Above the
-bench's 128 connections, so that a turn serving them all holds none back; low enough
-that a turn under a flood of thousands lasts tens of milliseconds."""
+later turn (``_Turn``); also how many held connections each turn takes back. As many as
+the bench's 128 busy connections, so that a turn serving them all holds none back; under
+the overload bench's 4,000 it kept turns to ~70 ms on average (192: ~80 ms)."""
 
 
 class _Holdable(Protocol):
