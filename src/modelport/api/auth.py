@@ -71,8 +71,8 @@ def authorize_now(services: Services, authorization: str | None, scope: Scope) -
     hit, principal = keys.cached(key)
     if not hit:
         return None
-    if keys.needs_refresh(key) and key not in services.key_lookups:
-        _start_lookup(services, key, keys.refresh)
+    if key not in services.key_lookups and keys.needs_refresh(key):
+        _start_lookup(services, key, keys.refresh)  # (asked after: it marks the refresh)
     return _allowed(services, principal, scope)
 
 

@@ -111,8 +111,10 @@ class DataPlaneCollector(Collector):
             cold.add_metric(labels, served.load_seconds)
             workers.add_metric(labels, served.workers)
             restarts.add_metric(labels, served.pool.replaced if served.pool else 0)
-        yield from (requests, latency, longest, queue, infer, rows, queued, shed, cold, workers)
-        yield restarts
+        yield from (
+            *(requests, latency, longest, queue, infer, rows),
+            *(queued, shed, cold, workers, restarts),
+        )
 
     def _generation_metrics(self) -> Iterator[Metric]:
         """Text-generation models: decoding steps, tokens, batch size, cancellations."""
