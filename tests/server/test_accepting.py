@@ -1,7 +1,7 @@
 """The server accepts every connection waiting on its socket at once (libuv alone accepts
 one per turn of the event loop, so a flood starved new connections, health probes among
-them), and one turn of the loop reads only so many requests before the loop runs its
-timers and callbacks."""
+them), and one turn of the loop parses requests for a bounded time: the rest wait
+unparsed, in order, health probes first, and newest with oldest under a stale backlog."""
 
 from __future__ import annotations
 
@@ -62,39 +62,104 @@ def test_every_waiting_connection_is_accepted_in_one_turn() -> None:
     uvloop.run(scenario())
 
 
+class _Clock:
+    """Time that passes only when a connection's request is parsed."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 class _Connection:
-    """What ``_Turn`` holds back: a connection whose reading can pause."""
+    """What ``_Turn`` defers: parsing a request costs ``PARSE_S`` of the clock."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.held = False
+    PARSE_S = 0.25
 
-    def hold_for_later_turn(self) -> bool:
-        if self.held:
-            return False
-        self.held = True
-        return True
+    def __init__(self, name: str, turn: _Turn, clock: _Clock, parsed: list[str]) -> None:
+        self.name = name
+        self.loop = asyncio.get_running_loop()
+        self.deferred_at = 0.0
+        self.patience_s = 10.0
+        self._turn = turn
+        self._clock = clock
+        self._parsed = parsed
 
-    def release_turn_hold(self) -> None:
-        self.held = False
+    def read(self, urgent: bool = False) -> None:
+        """A request arrives, as ``DirectHttpProtocol.data_received`` handles it."""
+        if self._turn.admit(self):
+            self.take_back()
+        else:
+            self.deferred_at = self._clock()
+            self._turn.defer(self, urgent)
+
+    def take_back(self) -> None:
+        self._clock.now += self.PARSE_S
+        self._parsed.append(self.name)
 
 
-def test_a_turn_reads_up_to_its_limit_then_holds_connections_back_in_order() -> None:
+def _connections(
+    count: int, budget_s: float = 1.0
+) -> tuple[_Turn, _Clock, list[str], list[_Connection]]:
+    clock = _Clock()
+    turn = _Turn(budget_s=budget_s, clock=clock)
+    parsed: list[str] = []
+    return turn, clock, parsed, [_Connection(str(i), turn, clock, parsed) for i in range(count)]
+
+
+def test_a_turn_parses_for_its_budget_and_defers_the_rest_in_order() -> None:
     async def scenario() -> None:
-        turn = _Turn(limit=4)
-        connections = [_Connection(asyncio.get_running_loop()) for _ in range(10)]
-        for connection in connections:  # ten connections read in one turn
-            turn.read(connection)
-        assert [c.held for c in connections] == [False] * 4 + [True] * 6
-        await asyncio.sleep(0)  # the next turn takes back the four held longest
-        assert [c.held for c in connections] == [False] * 8 + [True] * 2
-        assert turn.reads == 0
-        turn.read(connections[0])  # read again in this turn: under the limit
-        await asyncio.sleep(0)  # the rest come back though nothing else was read
-        assert not any(c.held for c in connections)
-        for connection in connections * 2:  # twenty reads: the first four pass
-            turn.read(connection)
-        assert all(c.held for c in connections)
-        assert list(turn.held) == connections[4:] + connections[:4]  # each queued once
+        turn, clock, parsed, connections = _connections(10)
+        for connection in connections:  # ten requests read in one turn
+            connection.read()
+        # 0.25 s each against a 1 s budget: four parsed, six deferred unparsed.
+        assert parsed == ["0", "1", "2", "3"]
+        assert list(turn.waiting) == connections[4:]
+        await asyncio.sleep(0)  # the next turn parses the four deferred longest
+        assert parsed[4:] == ["4", "5", "6", "7"]
+        connections[0].read()  # read while others wait: deferred too, behind them
+        assert parsed[8:] == []
+        await asyncio.sleep(0)  # and the rest come back though nothing else was read
+        assert parsed[8:] == ["8", "9", "0"]
+        assert not turn.waiting
+        await asyncio.sleep(0)
+        clock.now += 5
+        connections[1].read()  # a quiet turn: parsed at once
+        assert parsed[-1] == "1"
+
+    uvloop.run(scenario())
+
+
+def test_get_requests_come_back_first() -> None:
+    async def scenario() -> None:
+        _, _, parsed, connections = _connections(6)
+        for connection in connections[:5]:
+            connection.read()
+        connections[5].read(urgent=True)  # a health probe, read last
+        assert parsed == ["0", "1", "2", "3"]
+        await asyncio.sleep(0)
+        assert parsed[4:] == ["5", "4"]
+
+    uvloop.run(scenario())
+
+
+def test_past_its_patience_a_turn_takes_the_newest_and_the_oldest_in_turn() -> None:
+    """In order, a backlog older than the timeout would only ever parse requests too old
+    to answer in time (all refused, none predicted); the newest still can be."""
+
+    async def scenario() -> None:
+        _, clock, parsed, connections = _connections(12)
+        for connection in connections[:6]:
+            connection.read()
+        assert parsed == ["0", "1", "2", "3"]  # 4 and 5 wait
+        clock.now = 15.0
+        for connection in connections[6:]:  # read 14 s later
+            connection.read()
+        clock.now = 20.0  # 4 and 5 have waited 19 s, past their 10 s patience; 6-11 5 s
+        await asyncio.sleep(0)
+        assert parsed[4:] == ["4", "11", "5", "6"]  # once 5 is gone, 6 is the oldest
+        await asyncio.sleep(0)  # and it waited less than its patience: in order again
+        assert parsed[8:] == ["7", "8", "9", "10"]
 
     uvloop.run(scenario())

@@ -350,3 +350,49 @@ def test_a_model_unloaded_between_headers_and_body_answers(
         assert answer.status == 503, answer.body
         assert "unloaded" in orjson.loads(answer.body)["error"]["message"]
         assert admin.post("/v2/repository/models/unloaded-late/load").is_success
+
+
+def _serving(server: ServerProcess) -> dict[str, int]:
+    with server.http(ADMIN_KEY) as admin:
+        state = admin.get("/api/v1/serving").json()
+    return {"direct": state["direct_requests"], "deferred": state["deferred_reads"]}
+
+
+def test_a_flood_waits_unparsed_and_every_request_is_answered_in_order(
+    server: ServerProcess,
+) -> None:
+    """More requests at once than one turn of the loop parses: the rest wait unparsed for
+    later turns (their bytes kept, their connections not read meanwhile), and then every
+    request is answered, on each connection in order, pipelined ones and GETs included."""
+    health = b"GET /v2/health/live HTTP/1.1\r\nHost: test\r\n\r\n"
+    with Wire(server) as wire:  # the model is linear: two answers give every other one
+        wire.send(post("/predict", features([0.0] * len(ROW))) + post("/predict", features(ROW)))
+        base, step = (orjson.loads(wire.answer().body)["prediction"][0] for _ in range(2))
+    step -= base
+    before = _serving(server)
+    wires = [Wire(server) for _ in range(700)]
+    try:
+        requests = []
+        for scale in range(len(wires)):
+            request = post("/predict", features([x * scale for x in ROW]))
+            if scale % 10 == 0:  # some connections pipeline a GET and a second prediction
+                request += health + post("/predict", features(ROW))
+            requests.append(request)
+        for wire, request in zip(wires, requests, strict=True):
+            wire.send(request)
+        for scale, wire in enumerate(wires):
+            first = wire.answer()
+            assert first.status == 200, first.body
+            predicted = orjson.loads(first.body)["prediction"][0]
+            assert predicted == pytest.approx(base + scale * step, rel=1e-6, abs=1e-9)
+            if scale % 10 == 0:
+                assert orjson.loads(wire.answer().body) == {"live": True}
+                second = orjson.loads(wire.answer().body)["prediction"][0]
+                assert second == pytest.approx(base + step, rel=1e-6, abs=1e-9)
+    finally:
+        for wire in wires:
+            wire.sock.close()
+    after = _serving(server)
+    assert after["deferred"] > before["deferred"]  # the flood did wait for later turns
+    assert after["direct"] - before["direct"] >= 700  # a pipelined one takes uvicorn's path
+    assert server.is_healthy()

@@ -245,6 +245,38 @@ def test_a_lagging_event_loop_counts_in_the_expected_wait() -> None:
     assert "deadline" in message
 
 
+def test_time_spent_waiting_to_be_read_counts_against_the_deadline() -> None:
+    """A request parsed late (a flood defers parsing) has less of its timeout left: it
+    expires when the rest runs out, and is refused at once when the rest cannot cover the
+    work ahead of it."""
+    model = DoublingModel(0.1)
+
+    async def scenario() -> tuple[float, float, str, str]:
+        b = batcher(model, max_batch_size=1)
+        busy = asyncio.ensure_future(b.submit({"x": np.ones((1, 1))}, frozenset({"y"})))
+        await asyncio.sleep(0.01)  # predicting for ~90 ms more; no cost learned yet
+        started = time.perf_counter()
+        item = b.enqueue({"x": np.ones((1, 1))}, frozenset({"y"}), 0.5, waited=0.45)
+        await b.wait(item)
+        waited = time.perf_counter() - started
+        with pytest.raises(UnavailableError) as expired:
+            item.future.result()
+        await busy
+        for _ in range(3):  # learn the cost: ~100 ms a call
+            await b.submit({"x": np.ones((1, 1))}, frozenset({"y"}))
+        assert b.admit(1, timeout=1.0, waited=0.1).seconds == pytest.approx(0.9)
+        with pytest.raises(UnavailableError) as late:
+            b.admit(1, timeout=1.0, waited=0.95)  # 50 ms left for a 100 ms predict
+        await b.close()
+        return item.deadline - item.enqueued, waited, expired.value.message, late.value.message
+
+    deadline, waited, expired, late = run(scenario())
+    assert deadline == pytest.approx(0.5)  # counted from when it was read
+    assert waited < 0.09  # expired 50 ms after it was parsed, before the busy call ended
+    assert "deadline" in expired
+    assert "deadline" in late and "waited 950 ms to be read" in late
+
+
 def test_unloading_fails_the_running_batch_and_refuses_new_rows() -> None:
     model = DoublingModel(0.3)
 

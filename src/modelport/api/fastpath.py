@@ -287,14 +287,19 @@ class FastPath:
         body: bytes,
         client_gone: ClientGone | None,
         authorized: bool = False,
+        waited: float = 0.0,
     ) -> Reply:
         """A hot route's reply to a request already read whole (the direct HTTP protocol,
         ``modelport.server.protocol``): the same checks in the same order as ``_handle``;
-        ``authorized`` when ``authorize_now`` said yes already."""
+        ``authorized`` when ``authorize_now`` said yes already; ``waited``: seconds the
+        request waited unparsed (``RequestMeta.waited``)."""
         reference = await self._checked(route, params, head, authorized)
-        return await route.handler(self.services, reference, body, head.meta(client_gone))
+        meta = head.meta(client_gone, waited)
+        return await route.handler(self.services, reference, body, meta)
 
-    def screen_now(self, route: HotRoute, params: list[str], head: HotHeaders) -> Screened:
+    def screen_now(
+        self, route: HotRoute, params: list[str], head: HotHeaders, waited: float = 0.0
+    ) -> Screened:
         """What can be checked before the body is read, without I/O, in ``answer``'s
         order: the caller (from the key cache), the declared length, the reference, and
         for /predict whether the model's queue can take the request. Raises what the
@@ -306,11 +311,17 @@ class FastPath:
         if route.handler is not handle_predict:
             return Screened(authorized=True)
         reference = route.reference(services, params)
-        refuse_if_overloaded(services, reference)
+        refuse_if_overloaded(services, reference, waited)
         return Screened(authorized=True, predict=reference)
 
     def start_now(
-        self, route: HotRoute, params: list[str], head: HotHeaders, body: bytes, screened: Screened
+        self,
+        route: HotRoute,
+        params: list[str],
+        head: HotHeaders,
+        body: bytes,
+        screened: Screened,
+        waited: float = 0.0,
     ) -> RowsCall | None:
         """After ``screen_now`` let it through: the request queued without awaiting
         anything when it can be (``predict_reply`` answers it once its future is done),
@@ -318,7 +329,7 @@ class FastPath:
         version and its queue are asked again now, not taken from the screening."""
         if screened.predict is None:
             return None
-        return start_predict(self.services, screened.predict, body, head.content_type or "")
+        return start_predict(self.services, screened.predict, body, head.content_type or "", waited)
 
     @property
     def services(self) -> Services:
@@ -362,8 +373,10 @@ class HotHeaders:
                 transfer_encoding = True
         return cls(authorization, content_type, content_length, header_length, transfer_encoding)
 
-    def meta(self, client_gone: ClientGone | None) -> RequestMeta:
-        return RequestMeta(self.content_type or "", self.inference_header_length, client_gone)
+    def meta(self, client_gone: ClientGone | None, waited: float = 0.0) -> RequestMeta:
+        return RequestMeta(
+            self.content_type or "", self.inference_header_length, client_gone, waited
+        )
 
 
 def check_declared_length(content_length: bytes | None, limit: int) -> None:

@@ -58,6 +58,9 @@ class RequestMeta:
     inference_header_length: str | None = None
     client_gone: ClientGone | None = None
     """Completes when the client disconnects: its queued rows are then dropped."""
+    waited: float = 0.0
+    """Seconds the request waited in the server, read but not yet parsed (a flood defers
+    parsing to later turns of the event loop); they count against its deadline."""
 
 
 def default_reference(services: Services) -> Reference:
@@ -76,7 +79,7 @@ async def handle_predict(
     """``{"features": [[...]]}`` → ``{"prediction": [...]}`` (the Flask tutorial's JSON);
     ``instances`` and MLflow's ``dataframe_split``/``dataframe_records``/``inputs`` bodies
     answer ``{"predictions": [...]}`` as KServe V1 and MLflow do."""
-    call = start_predict(services, reference, body, meta.content_type)
+    call = start_predict(services, reference, body, meta.content_type, meta.waited)
     if call is not None:
         await call.wait(meta.client_gone)
         return predict_reply(call)
@@ -86,7 +89,7 @@ async def handle_predict(
         len(body), _decode_tabular, body, meta.content_type, version.signature
     )
     request = InferenceRequest(inputs=inputs, parameters=_params(document.get("params")))
-    response = await dataplane.infer(reference, request, meta.client_gone)
+    response = await dataplane.infer(reference, request, meta.client_gone, meta.waited)
     key = "prediction" if kind == "features" else "predictions"
     return Reply(
         dump_json({key: json_ready(response.outputs[0].data)}),
@@ -95,7 +98,7 @@ async def handle_predict(
 
 
 def start_predict(
-    services: Services, reference: Reference, body: bytes, content_type: str
+    services: Services, reference: Reference, body: bytes, content_type: str, waited: float = 0.0
 ) -> RowsCall | None:
     """The tutorial's body for a loaded one-input numeric model, queued without awaiting
     anything (``predict_reply`` once its future is done); None when ``handle_predict``'s
@@ -106,20 +109,20 @@ def start_predict(
         return None
     admission = None
     if b'"params"' not in body:  # no per-request timeout: the server's default applies
-        admission = dataplane.admit_row(served)  # overloaded: say so before decoding
+        admission = dataplane.admit_row(served, waited)  # overloaded: say so before decoding
     document = json_object(body, content_type)
     if len(document) != 1 or "features" not in document:
         return None
     rows = rows_from_json(document["features"])
-    return dataplane.start_rows(served, rows, admission)
+    return dataplane.start_rows(served, rows, admission, waited)
 
 
-def refuse_if_overloaded(services: Services, reference: Reference) -> None:
+def refuse_if_overloaded(services: Services, reference: Reference, waited: float = 0.0) -> None:
     """Refuse at once (503), before its body is even read, a /predict request for a
     loaded version whose queue could not take one more row."""
     served = _short_path_model(services, reference)
     if served is not None:
-        services.dataplane.admit_row(served)
+        services.dataplane.admit_row(served, waited)
 
 
 def _short_path_model(services: Services, reference: Reference) -> ServedModel | None:
@@ -213,7 +216,7 @@ async def handle_infer(
         if len(specs) == 1 and len(request.inputs) > 1:
             stack_columns(request, specs[0].name)
     request.decode_ns = time.perf_counter_ns() - started
-    response = await services.dataplane.infer(reference, request, meta.client_gone)
+    response = await services.dataplane.infer(reference, request, meta.client_gone, meta.waited)
     started = time.perf_counter_ns()
     header, chunks = encode_response(response, choice)
     header_bytes = await off_loop_if_large(len(body), dump_json, header)

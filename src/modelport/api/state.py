@@ -28,6 +28,8 @@ class Services:
     """Keys being looked up in the database: concurrent callers share one lookup."""
     direct_requests: int = 0
     """Inference requests answered on the direct HTTP path (``FastPath.start_now``)."""
+    deferred_reads: int = 0
+    """Requests read past a turn's parsing budget, parsed on a later turn (a flood)."""
 
 
 def services_of(request: Request) -> Services:

@@ -21,7 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import http
+import math
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -63,12 +66,21 @@ class _Exchange:
         "response_complete",
         "route",
         "screened",
+        "waited",
     )
 
     def __init__(
-        self, path: str, route: HotRoute, params: list[str], head: HotHeaders, keep_alive: bool
+        self,
+        path: str,
+        route: HotRoute,
+        params: list[str],
+        head: HotHeaders,
+        keep_alive: bool,
+        waited: float,
     ) -> None:
         self.path = path
+        self.waited = waited
+        """Seconds its bytes waited unparsed (``_Turn``); they count against its deadline."""
         self.route = route
         self.params = params
         self.head = head
@@ -110,7 +122,15 @@ class DirectHttpProtocol(HttpToolsProtocol):
     # Slots, not instance attributes: uvicorn's protocol already fills its instance
     # dictionary's shared keys, and five more made every connection's dictionary grow
     # (about 800 bytes per connection, measured with tracemalloc under 4,000 connections).
-    __slots__ = ("_answering", "_fast", "_held_for_turn", "_paused_for_writes", "_reading")
+    __slots__ = (
+        "_answering",
+        "_deferred",
+        "_deferred_at",
+        "_fast",
+        "_paused_for_writes",
+        "_reading",
+        "_waited",
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -120,25 +140,51 @@ class DirectHttpProtocol(HttpToolsProtocol):
         """The direct request whose body the parser is delivering."""
         self._answering: _Exchange | None = None
         self._paused_for_writes = False
-        self._held_for_turn = False
+        self._deferred: bytes | None = None
+        """Bytes read past the turn's budget, parsed when ``_Turn`` takes them back."""
+        self._deferred_at = 0.0
+        self._waited = 0.0
+        """While deferred bytes are parsed: how long they waited."""
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        _TURN.read(self)
+        deferred = self._deferred
+        if deferred is not None:  # uvicorn's flow control resumed a deferred connection
+            self._deferred = deferred + data
+            self.transport.pause_reading()
+        elif self.transport.is_closing() or _TURN.admit(self):
+            super().data_received(data)
+        else:
+            self._deferred = data
+            self._deferred_at = time.perf_counter()
+            if self._fast is not None:
+                self._fast.services.deferred_reads += 1
+            self._unset_keepalive_if_required()  # a request has come; it waits its turn
+            self.transport.pause_reading()
+            _TURN.defer(self, urgent=data.startswith(b"GET "))
 
-    def hold_for_later_turn(self) -> bool:
-        """Stop reading this connection until a later turn of the event loop takes it
-        back (``_Turn``); False when it is closing or held already."""
-        if self._held_for_turn or self.transport.is_closing():
-            return False
-        self._held_for_turn = True
-        self.transport.pause_reading()
-        return True
+    @property
+    def deferred_at(self) -> float:
+        return self._deferred_at
 
-    def release_turn_hold(self) -> None:
-        self._held_for_turn = False
-        if not self.transport.is_closing() and not self.flow.read_paused:
-            self.transport.resume_reading()
+    @property
+    def patience_s(self) -> float:
+        """How long a request may wait: the server's default timeout."""
+        fast = self._fast
+        return fast.services.settings.request_timeout_s if fast is not None else math.inf
+
+    def take_back(self) -> None:
+        """Parse the bytes deferred by ``data_received`` and read this connection again."""
+        data, self._deferred = self._deferred, None
+        transport = self.transport
+        if data is None or transport.is_closing():
+            return
+        self._waited = time.perf_counter() - self._deferred_at
+        try:
+            super().data_received(data)
+        finally:
+            self._waited = 0.0
+        if not transport.is_closing() and not self.flow.read_paused and self._deferred is None:
+            transport.resume_reading()
 
     def on_message_begin(self) -> None:
         # uvicorn builds the request's ASGI scope here. A direct request never needs one,
@@ -162,7 +208,9 @@ class DirectHttpProtocol(HttpToolsProtocol):
         fast = self._fast
         assert fast is not None
         try:
-            exchange.screened = fast.screen_now(exchange.route, exchange.params, exchange.head)
+            exchange.screened = fast.screen_now(
+                exchange.route, exchange.params, exchange.head, exchange.waited
+            )
         except Exception as exc:
             # Refused on its headers (an overloaded model, a bad key...): answered now,
             # while the parser skips its body; shedding load costs no body decoding.
@@ -194,7 +242,9 @@ class DirectHttpProtocol(HttpToolsProtocol):
         chunks = exchange.chunks
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         try:
-            call = fast.start_now(exchange.route, exchange.params, exchange.head, body, screened)
+            call = fast.start_now(
+                exchange.route, exchange.params, exchange.head, body, screened, exchange.waited
+            )
         except Exception as exc:
             self._respond(exchange, failure_reply(exchange.path, exc))
             return
@@ -207,6 +257,7 @@ class DirectHttpProtocol(HttpToolsProtocol):
         task.add_done_callback(self.tasks.discard)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._deferred = None
         answering = self._answering
         if answering is not None and answering is not self.cycle:  # type: ignore[comparison-overlap]
             answering.disconnected = True  # a pipelined cycle has replaced it as self.cycle
@@ -239,7 +290,7 @@ class DirectHttpProtocol(HttpToolsProtocol):
         ):
             return None
         keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
-        return _Exchange(path, matched[0], matched[1], head, keep_alive)
+        return _Exchange(path, matched[0], matched[1], head, keep_alive, self._waited)
 
     async def _answer(self, exchange: _Exchange, body: bytes, authorized: bool) -> None:
         fast = self._fast
@@ -252,6 +303,7 @@ class DirectHttpProtocol(HttpToolsProtocol):
                 body,
                 exchange.client_gone,
                 authorized,
+                exchange.waited,
             )
         except Exception as exc:
             reply = failure_reply(exchange.path, exc)
@@ -316,65 +368,97 @@ class DirectHttpProtocol(HttpToolsProtocol):
         )
 
 
-TURN_READ_LIMIT = 128
-"""Reads in one turn of the event loop after which a connection read is held back for a
-later turn (``_Turn``); also how many held connections each turn takes back. As many as
-the bench's 128 busy connections, so that a turn serving them all holds none back; under
-the overload bench's 4,000 it kept turns to ~70 ms on average (192: ~80 ms)."""
+TURN_BUDGET_S = 0.01
+"""Seconds of request parsing one turn of the event loop spends before later reads wait
+for a later turn (``_Turn``). About 100 one-row predictions under a flood; a turn also runs
+the batch these requests make, their answers and the loop's timers."""
 
 
-class _Holdable(Protocol):
+class _Deferring(Protocol):
     """What ``_Turn`` needs of a connection."""
 
     loop: asyncio.AbstractEventLoop
 
-    def hold_for_later_turn(self) -> bool: ...
+    @property
+    def deferred_at(self) -> float:
+        """When its bytes were read (``time.perf_counter``)."""
 
-    def release_turn_hold(self) -> None: ...
+    @property
+    def patience_s(self) -> float:
+        """How long its request may wait in all."""
+
+    def take_back(self) -> None:
+        """Parse what was deferred, and read the connection again."""
 
 
 class _Turn:
-    """Counts the reads of one turn of the event loop and holds back connections past
-    ``TURN_READ_LIMIT``.
+    """Bounds the request parsing done in one turn of the event loop.
 
     libuv polls in rounds of up to 1,024 ready connections and keeps polling, up to 48
     rounds, while a round comes back full; only then does the loop run its callbacks and
     timers. Under thousands of connections that each send again as soon as they are
     answered (a refusal is answered on the spot), the rounds stayed full: one turn read
     about 49,000 requests and lasted ~5 s, while timers (request deadlines), tasks and new
-    connections, health probes among them, waited. Past the limit a connection is read
-    once, then not again until a later turn takes it back: each turn takes back the
-    ``TURN_READ_LIMIT`` held longest. A turn then reads about twice the limit however many
-    connections press, so timers, deadlines and new connections are served every few tens
-    of milliseconds, while the flood waits its turn in order, unread in the kernel.
+    connections, health probes among them, waited.
+
+    So a turn parses requests for ``budget_s`` at most. A connection read after that, or
+    while others wait, keeps its bytes unparsed and stops being read (``defer``); each
+    turn takes connections back in the order they came, for its budget, GET requests
+    (health probes, metrics) first. A turn then lasts about its budget plus the batch its
+    requests make, however many connections press, so deadlines fire on time.
+
+    The time a request waits unparsed counts against its deadline. While the oldest has
+    waited less than half the server's timeout, connections come back in order. Past
+    that, in order would mean answering only requests too old to predict (every one of
+    them refused, none predicted: a collapse), so the turn takes the newest and the oldest
+    in turn: the newest still get predictions within their deadline, the oldest get their
+    503 (cheap: refused on their headers) and are not starved.
     """
 
-    __slots__ = ("_loop", "_scheduled", "held", "limit", "reads")
+    __slots__ = ("_loop", "_scheduled", "budget_s", "clock", "started", "urgent", "waiting")
 
-    def __init__(self, limit: int = TURN_READ_LIMIT) -> None:
-        self.limit = limit
-        self.reads = 0
-        self.held: deque[_Holdable] = deque()
+    def __init__(
+        self, budget_s: float = TURN_BUDGET_S, clock: Callable[[], float] = time.perf_counter
+    ) -> None:
+        self.budget_s = budget_s
+        self.clock = clock
+        self.started = 0.0
+        self.waiting: deque[_Deferring] = deque()
+        self.urgent: deque[_Deferring] = deque()
         self._scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def read(self, connection: _Holdable) -> None:
-        """``connection`` was read (once per ``data_received``)."""
-        self.reads += 1
-        if not self._scheduled:  # the turn's callbacks run after its polling
+    def admit(self, connection: _Deferring) -> bool:
+        """Whether a request read now may be parsed now (else ``defer`` it)."""
+        now = self.clock()
+        if not self._scheduled:  # the turn's first read; its callbacks run after polling
             self._scheduled = True
+            self.started = now
             self._loop = connection.loop
             self._loop.call_soon(self._next_turn)
-        if self.reads > self.limit and connection.hold_for_later_turn():
-            self.held.append(connection)
+        return not (self.waiting or self.urgent) and now - self.started < self.budget_s
+
+    def defer(self, connection: _Deferring, urgent: bool = False) -> None:
+        """``connection`` keeps its bytes unparsed until a later turn takes it back."""
+        (self.urgent if urgent else self.waiting).append(connection)
 
     def _next_turn(self) -> None:
-        self.reads = 0
-        held = self.held
-        for _ in range(min(len(held), self.limit)):
-            held.popleft().release_turn_hold()
-        self._scheduled = bool(held)
-        if held and self._loop is not None:  # the rest on the next turn, even if idle
+        started = self.started = self.clock()
+        urgent, waiting = self.urgent, self.waiting
+        oldest_next = True
+        while urgent or waiting:  # at least one per turn
+            if urgent:
+                connection = urgent.popleft()
+            elif started - waiting[0].deferred_at < waiting[0].patience_s:
+                connection = waiting.popleft()
+            else:  # overloaded: see the class
+                connection = waiting.popleft() if oldest_next else waiting.pop()
+                oldest_next = not oldest_next
+            connection.take_back()
+            if self.clock() - started >= self.budget_s:
+                break
+        self._scheduled = bool(urgent or waiting)
+        if self._scheduled and self._loop is not None:  # the rest next turn, even if idle
             self._loop.call_soon(self._next_turn)
 
 

@@ -142,15 +142,17 @@ class Batcher:
         outputs: frozenset[str],
         timeout: float | None = None,
         client_gone: ClientGone | None = None,
+        waited: float = 0.0,
     ) -> Outputs:
         """Queue one caller's inputs; returns its outputs (its own rows only).
 
         Refused at once (503 with Retry-After) when the queue is full or the request could
         not be answered before its deadline. A caller still waiting at its deadline gets a
         503 and its rows leave the queue; so do the rows of a caller that disconnects
-        while it waits for long.
+        while it waits for long. ``waited``: seconds the request already spent in the
+        server before it was parsed; they count against its deadline.
         """
-        item = self.enqueue(inputs, outputs, timeout)
+        item = self.enqueue(inputs, outputs, timeout, waited=waited)
         await self.wait(item, client_gone)
         return item.future.result()
 
@@ -160,6 +162,7 @@ class Batcher:
         outputs: frozenset[str],
         timeout: float | None = None,
         admission: Admission | None = None,
+        waited: float = 0.0,
     ) -> Pending:
         """``submit`` without waiting: the queued request, whose ``future`` completes with
         its outputs (or its error). Refused at once as ``submit`` is; ``admission`` is what
@@ -173,13 +176,13 @@ class Batcher:
         now = time.perf_counter()
         if self.policy.max_batch_delay_s:
             self.arrivals.arrived(rows, now)
-        seconds, expected = admission or self.admit(rows, timeout, now)
-        item = Pending(inputs, rows, outputs, loop.create_future(), now, now + seconds)
+        seconds, expected = admission or self.admit(rows, timeout, now, waited)
+        item = Pending(inputs, rows, outputs, loop.create_future(), now - waited, now + seconds)
         item.worth_watching = self.busy and (expected > WATCH_AFTER_S or not self.cost.known)
         self._pending.append(item)
         self._queued_rows += rows
         self._wakeup.set()
-        self._watch_deadline(item, loop)
+        self._watch_deadline(item, seconds, loop)
         return item
 
     async def wait(self, item: Pending, client_gone: ClientGone | None = None) -> None:
@@ -198,10 +201,13 @@ class Batcher:
             if not watch.done():
                 watch.cancel()
 
-    def admit(self, rows: int, timeout: float | None = None, now: float | None = None) -> Admission:
+    def admit(
+        self, rows: int, timeout: float | None = None, now: float | None = None, waited: float = 0.0
+    ) -> Admission:
         """Refuse (503 with Retry-After) a request of ``rows`` rows that the queue has no
-        room for or that could not be answered before its deadline; else its deadline in
-        seconds and its expected wait. Cheap enough to ask before decoding a body."""
+        room for or that could not be answered before its deadline (``waited`` seconds of
+        it are gone already); else the seconds left to its deadline and its expected wait.
+        Cheap enough to ask before decoding a body."""
         if self._queued_rows and self._queued_rows + rows > self._limits.max_queue_rows:
             self.shed += 1
             raise UnavailableError(
@@ -213,25 +219,30 @@ class Batcher:
         if target is not None and target < seconds:
             seconds = target
         expected = self._expected_wait(rows, time.perf_counter() if now is None else now)
-        if expected > seconds:
+        if expected + waited > seconds:
             self.shed += 1
             raise UnavailableError(
                 f"the model cannot answer within this request's deadline ({seconds * 1000:g} "
                 f"ms: its timeout or the model's latency target); about "
-                f"{expected * 1000:.0f} ms of work is ahead of it; retry shortly",
-                retry_after=max(1, math.ceil(expected - seconds)),
+                f"{expected * 1000:.0f} ms of work is ahead of it"
+                + (f" and it waited {waited * 1000:.0f} ms to be read" if waited else "")
+                + "; retry shortly",
+                retry_after=max(1, math.ceil(expected + waited - seconds)),
             )
-        return Admission(seconds, expected)
+        return Admission(seconds - waited, expected)
 
-    def _watch_deadline(self, item: Pending, loop: asyncio.AbstractEventLoop) -> None:
-        """Expire ``item`` at its deadline. Deadlines mostly grow in arrival order, so one
-        timer (for the oldest) serves every such request; an earlier one gets its own."""
+    def _watch_deadline(
+        self, item: Pending, seconds: float, loop: asyncio.AbstractEventLoop
+    ) -> None:
+        """Expire ``item`` at its deadline, ``seconds`` from now. Deadlines mostly grow in
+        arrival order, so one timer (for the oldest) serves every such request; an earlier
+        one gets its own."""
         if self._expiring and item.deadline < self._expiring[-1].deadline:
-            loop.call_later(item.deadline - item.enqueued, self._expire, item)
+            loop.call_later(seconds, self._expire, item)
             return
         self._expiring.append(item)
         if self._expiry_timer is None:
-            self._expiry_timer = loop.call_later(item.deadline - item.enqueued, self._sweep)
+            self._expiry_timer = loop.call_later(seconds, self._sweep)
 
     def _sweep(self) -> None:
         """Expire every request past its deadline; arm the timer for the next one."""
@@ -282,7 +293,9 @@ class Batcher:
         work = self.cost.per_row * ahead + self.cost.fixed * batches
         in_progress = max(0.0, self._busy_until - now) if self._running else 0.0
         lag = self._loop_lag.seconds if self._loop_lag is not None else 0.0
-        return lag + in_progress + work / self._slots
+        # Late turns delay it twice: before its batch starts, and before its answer is
+        # written (a batch's callers are answered on the loop's next turn).
+        return 2 * lag + in_progress + work / self._slots
 
     async def close(self) -> None:
         self._closed = True
@@ -332,6 +345,8 @@ class Batcher:
         """Let the event loop run before a batch is taken, while that brings more rows:
         requests whose bytes have already arrived are read and queued, and join this batch
         instead of waiting a whole predict for the next one."""
+        if self._queued_rows >= self._max_rows or self._loop_late():
+            return  # a full batch waits already, or a turn is long: it would only delay it
         for _ in range(GATHER_ROUNDS):
             queued, started = self._queued_rows, time.perf_counter()
             await asyncio.sleep(0)
@@ -339,6 +354,10 @@ class Batcher:
                 return
             if time.perf_counter() - started > GATHER_ROUND_LIMIT_S:
                 return  # a busy loop: another turn would delay the queued callers
+
+    def _loop_late(self) -> bool:
+        lag = self._loop_lag
+        return lag is not None and lag.seconds > GATHER_ROUND_LIMIT_S
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:
         self._batches.discard(task)

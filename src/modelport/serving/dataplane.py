@@ -106,10 +106,12 @@ class DataPlane:
         reference: Reference,
         request: InferenceRequest,
         client_gone: ClientGone | None = None,
+        waited: float = 0.0,
     ) -> InferenceResponse:
         """Run one request; outputs come back in the order requested (or the defaults).
-        ``client_gone`` completes if the caller disconnects (its queued rows are dropped)."""
-        started = time.perf_counter_ns()
+        ``client_gone`` completes if the caller disconnects (its queued rows are dropped);
+        ``waited``: seconds the request spent in the server before it was parsed."""
+        started = time.perf_counter_ns() - int(waited * 1e9)
         served = await self.served(reference)
         signature = served.version.signature
         try:
@@ -120,7 +122,7 @@ class DataPlane:
             else:
                 names, wanted = served.default_outputs, served.default_output_set
             timeout = _timeout_parameter(request.parameters) if request.parameters else None
-            results = await served.batcher.submit(inputs, wanted, timeout, client_gone)
+            results = await served.batcher.submit(inputs, wanted, timeout, client_gone, waited)
         except ModelPortError:
             served.stats.failed(time.perf_counter_ns() - started)
             raise
@@ -142,14 +144,14 @@ class DataPlane:
             return None
         return self.models.current(version)
 
-    def admit_row(self, served: ServedModel) -> Admission:
+    def admit_row(self, served: ServedModel, waited: float = 0.0) -> Admission:
         """Refuse at once, before its body is decoded, a request the version's queue could
         not take even with one row (the same answer ``start_rows`` would give later); a
         one-row request then need not be asked again."""
         try:
-            return served.batcher.admit(1)
+            return served.batcher.admit(1, waited=waited)
         except ModelPortError:
-            served.stats.failed(0)
+            served.stats.failed(int(waited * 1e9))
             raise
 
     def start_rows(
@@ -157,18 +159,19 @@ class DataPlane:
         served: ServedModel,
         rows: np.ndarray,
         one_row_admission: Admission | None = None,
+        waited: float = 0.0,
     ) -> RowsCall:
         """The short path for a row matrix sent to a model with one ``[-1, n]`` numeric
         input (``served.row_input``): the same checks as ``infer``, fewer steps, and no
         waiting: the rows are queued, the returned call's ``future`` completes."""
-        started = time.perf_counter_ns()
+        started = time.perf_counter_ns() - int(waited * 1e9)
         spec = served.row_input
         assert spec is not None
         try:
             rows = check_rows(spec, rows, served.finite_inputs_only)
             admission = one_row_admission if len(rows) == 1 else None
             item = served.batcher.enqueue(
-                {spec.name: rows}, served.default_output_set, None, admission
+                {spec.name: rows}, served.default_output_set, None, admission, waited
             )
         except ModelPortError:
             served.stats.failed(time.perf_counter_ns() - started)

@@ -70,6 +70,9 @@ class ServingState(BaseModel):
     direct_requests: int
     """Inference requests this process answered on the direct HTTP path (read whole by
     the server's own protocol, no ASGI cycle); the others went through ASGI."""
+    deferred_reads: int
+    """Requests this process read while a flood took its turn's parsing time, parsed on a
+    later turn (their wait counts against their deadline)."""
     loaded: list[LoadedVersion]
 
 
@@ -126,6 +129,7 @@ async def serving_state(request: Request, _: Principal = require(Scope.READ)) ->
         loads=cache.counters.loads,
         evictions=cache.counters.evictions,
         direct_requests=services.direct_requests,
+        deferred_reads=services.deferred_reads,
         loaded=[_loaded(served) for served in cache.loaded()],
     )
 
