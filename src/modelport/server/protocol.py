@@ -408,11 +408,11 @@ class _Turn:
     requests make, however many connections press, so deadlines fire on time.
 
     The time a request waits unparsed counts against its deadline. While the oldest has
-    waited less than half the server's timeout, connections come back in order. Past
-    that, in order would mean answering only requests too old to predict (every one of
-    them refused, none predicted: a collapse), so the turn takes the newest and the oldest
-    in turn: the newest still get predictions within their deadline, the oldest get their
-    503 (cheap: refused on their headers) and are not starved.
+    waited less than the server's timeout, connections come back in order. Past that, in
+    order would mean parsing only requests too old to predict (every one refused, none
+    predicted: a collapse), so the turn takes the newest and the oldest in turn: the
+    newest still get predictions within their deadline, the oldest get their 503 (cheap:
+    refused on their headers) and are not starved.
     """
 
     __slots__ = ("_loop", "_scheduled", "budget_s", "clock", "started", "urgent", "waiting")
@@ -431,6 +431,10 @@ class _Turn:
     def admit(self, connection: _Deferring) -> bool:
         """Whether a request read now may be parsed now (else ``defer`` it)."""
         now = self.clock()
+        if connection.loop is not self._loop:  # a new event loop: nothing of the old one
+            self.waiting.clear()
+            self.urgent.clear()
+            self._scheduled = False
         if not self._scheduled:  # the turn's first read; its callbacks run after polling
             self._scheduled = True
             self.started = now
