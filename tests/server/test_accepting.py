@@ -1,18 +1,22 @@
 """The server accepts every connection waiting on its socket at once (libuv alone accepts
 one per turn of the event loop, so a flood starved new connections, health probes among
 them), and one turn of the loop parses requests for a bounded time: the rest wait
-unparsed, in order, health probes first, and newest with oldest under a stale backlog."""
+unparsed, in order, health probes first (for half a turn at most), and newest with oldest
+under a stale backlog; a deferred request keeps its connection through the keep-alive
+timeout and a shutdown, and the rest of a request already parsed does not wait again."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from typing import cast
+from typing import Any, cast
 
+import uvicorn
 import uvloop
+from uvicorn.server import ServerState
 
 from modelport.server.accepting import ACCEPT_BATCH, ConnectionAcceptor
-from modelport.server.protocol import _Turn
+from modelport.server.protocol import DirectHttpProtocol, _Turn, _turn_of
 
 WAITING = ACCEPT_BATCH  # what one turn takes at most
 _MADE: list[asyncio.Protocol] = []
@@ -79,7 +83,6 @@ class _Connection:
 
     def __init__(self, name: str, turn: _Turn, clock: _Clock, parsed: list[str]) -> None:
         self.name = name
-        self.loop = asyncio.get_running_loop()
         self.deferred_at = 0.0
         self.patience_s = 10.0
         self._turn = turn
@@ -95,15 +98,20 @@ class _Connection:
             self._turn.defer(self, urgent)
 
     def take_back(self) -> None:
+        if self.name == "broken":
+            raise RuntimeError("a bug while parsing")
         self._clock.now += self.PARSE_S
         self._parsed.append(self.name)
+
+    def close(self) -> None:
+        self._parsed.append(f"closed {self.name}")
 
 
 def _connections(
     count: int, budget_s: float = 1.0
 ) -> tuple[_Turn, _Clock, list[str], list[_Connection]]:
     clock = _Clock()
-    turn = _Turn(budget_s=budget_s, clock=clock)
+    turn = _Turn(asyncio.get_running_loop(), budget_s=budget_s, clock=clock)
     parsed: list[str] = []
     return turn, clock, parsed, [_Connection(str(i), turn, clock, parsed) for i in range(count)]
 
@@ -161,5 +169,130 @@ def test_past_its_patience_a_turn_takes_the_newest_and_the_oldest_in_turn() -> N
         assert parsed[4:] == ["4", "11", "5", "6"]  # once 5 is gone, 6 is the oldest
         await asyncio.sleep(0)  # and it waited less than its patience: in order again
         assert parsed[8:] == ["7", "8", "9", "10"]
+
+    uvloop.run(scenario())
+
+
+def test_a_failure_while_parsing_drops_that_connection_and_the_turns_go_on() -> None:
+    async def scenario() -> None:
+        _, _, parsed, connections = _connections(7)
+        connections[5].name = "broken"
+        for connection in connections:
+            connection.read()
+        await asyncio.sleep(0)
+        assert parsed == ["0", "1", "2", "3", "4", "closed broken", "6"]
+
+    uvloop.run(scenario())
+
+
+def test_gets_take_half_a_turn_at_most_while_others_wait() -> None:
+    async def scenario() -> None:
+        _, _, parsed, connections = _connections(12)
+        for connection in connections[:6]:
+            connection.read()
+        for connection in connections[6:]:  # a flood of GETs behind two waiting POSTs
+            connection.read(urgent=True)
+        assert parsed == ["0", "1", "2", "3"]
+        await asyncio.sleep(0)  # GETs for half the 1 s budget, then the POSTs' turn
+        assert parsed[4:] == ["6", "7", "4", "5"]
+        await asyncio.sleep(0)
+        assert parsed[8:] == ["8", "9", "10", "11"]
+
+    uvloop.run(scenario())
+
+
+class _Transport:
+    """What uvicorn's protocol writes to, without a socket."""
+
+    def __init__(self) -> None:
+        self.written = b""
+        self.closed = False
+        self.reading = True
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 8000) if name in ("sockname", "peername") else default
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+
+async def _echo(scope: dict[str, object], receive: Any, send: Any) -> None:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            break
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"echo:" + body})
+
+
+def _deferring_connection() -> tuple[DirectHttpProtocol, _Transport]:
+    """A connection whose every new request waits for a later turn (no budget at all)."""
+    config = uvicorn.Config(_echo, lifespan="off")
+    protocol = DirectHttpProtocol(config=config, server_state=ServerState(), app_state={})
+    _turn_of(asyncio.get_running_loop()).budget_s = 0.0
+    transport = _Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return protocol, transport
+
+
+async def _answered(transport: _Transport) -> bytes:
+    for _ in range(50):
+        if transport.written.endswith(b"0\r\n\r\n"):  # the last chunk
+            return transport.written
+        await asyncio.sleep(0)
+    raise AssertionError(f"no answer: {transport.written!r}")
+
+
+REQUEST_HEAD = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n"
+
+
+def test_a_deferred_request_is_parsed_on_a_later_turn_and_answered() -> None:
+    async def scenario() -> None:
+        protocol, transport = _deferring_connection()
+        protocol.data_received(REQUEST_HEAD + b"hello")
+        assert not transport.reading and transport.written == b""  # read, not parsed
+        protocol.timeout_keep_alive_handler()  # its request waits: the connection stays
+        assert not transport.closed
+        assert (await _answered(transport)).count(b"echo:hello") == 1
+        assert transport.reading and not transport.closed
+
+    uvloop.run(scenario())
+
+
+def test_the_rest_of_a_request_already_parsed_does_not_wait_again() -> None:
+    async def scenario() -> None:
+        protocol, transport = _deferring_connection()
+        protocol.data_received(REQUEST_HEAD)  # its headers wait for a turn
+        await asyncio.sleep(0)
+        assert transport.reading  # taken back: headers parsed, body awaited
+        protocol.data_received(b"hello")  # parsed at once, not queued behind others
+        assert transport.reading
+        assert (await _answered(transport)).count(b"echo:hello") == 1
+
+    uvloop.run(scenario())
+
+
+def test_shutdown_answers_a_deferred_request_before_closing() -> None:
+    async def scenario() -> None:
+        protocol, transport = _deferring_connection()
+        protocol.data_received(REQUEST_HEAD + b"hello")
+        protocol.shutdown()  # uvicorn closes idle connections at once; this one is not
+        assert not transport.closed
+        assert (await _answered(transport)).count(b"echo:hello") == 1
+        assert transport.closed  # closed after its answer
 
     uvloop.run(scenario())

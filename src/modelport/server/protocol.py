@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import asyncio
 import http
+import logging
 import math
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -39,6 +41,8 @@ from modelport.api.fastpath import (
 )
 from modelport.api.handlers import OFF_LOOP_BYTES, Reply, predict_reply
 from modelport.serving.dataplane import RowsCall
+
+log = logging.getLogger(__name__)
 
 DIRECT_BODY_LIMIT = OFF_LOOP_BYTES
 """Larger bodies take the ASGI path, which reads them incrementally and bounded."""
@@ -129,6 +133,7 @@ class DirectHttpProtocol(HttpToolsProtocol):
         "_fast",
         "_paused_for_writes",
         "_reading",
+        "_turn",
         "_waited",
     )
 
@@ -145,13 +150,14 @@ class DirectHttpProtocol(HttpToolsProtocol):
         self._deferred_at = 0.0
         self._waited = 0.0
         """While deferred bytes are parsed: how long they waited."""
+        self._turn = _turn_of(self.loop)
 
     def data_received(self, data: bytes) -> None:
         deferred = self._deferred
         if deferred is not None:  # uvicorn's flow control resumed a deferred connection
             self._deferred = deferred + data
             self.transport.pause_reading()
-        elif self.transport.is_closing() or _TURN.admit(self):
+        elif self._turn.admit(self) or self._continues_a_request() or self.transport.is_closing():
             super().data_received(data)
         else:
             self._deferred = data
@@ -160,11 +166,31 @@ class DirectHttpProtocol(HttpToolsProtocol):
                 self._fast.services.deferred_reads += 1
             self._unset_keepalive_if_required()  # a request has come; it waits its turn
             self.transport.pause_reading()
-            _TURN.defer(self, urgent=data.startswith(b"GET "))
+            self._turn.defer(self, urgent=data.startswith(b"GET "))
+
+    def _continues_a_request(self) -> bool:
+        """A request of this connection is being read or answered: more of its body (or a
+        request pipelined behind it, which uvicorn queues) is parsed at once, not sent to
+        the back of the queue again."""
+        cycle = self.cycle
+        return self._reading is not None or (cycle is not None and not cycle.response_complete)
+
+    def timeout_keep_alive_handler(self) -> None:
+        if self._deferred is None:  # else its request is read already and waits its turn
+            super().timeout_keep_alive_handler()
+
+    def shutdown(self) -> None:
+        if self._deferred is not None:  # read already: answered before the connection closes
+            self.take_back()
+        super().shutdown()
 
     @property
     def deferred_at(self) -> float:
         return self._deferred_at
+
+    def close(self) -> None:
+        self._deferred = None
+        self.transport.close()
 
     @property
     def patience_s(self) -> float:
@@ -377,8 +403,6 @@ the batch these requests make, their answers and the loop's timers."""
 class _Deferring(Protocol):
     """What ``_Turn`` needs of a connection."""
 
-    loop: asyncio.AbstractEventLoop
-
     @property
     def deferred_at(self) -> float:
         """When its bytes were read (``time.perf_counter``)."""
@@ -389,6 +413,9 @@ class _Deferring(Protocol):
 
     def take_back(self) -> None:
         """Parse what was deferred, and read the connection again."""
+
+    def close(self) -> None:
+        """Drop the connection."""
 
 
 class _Turn:
@@ -415,31 +442,38 @@ class _Turn:
     refused on their headers) and are not starved.
     """
 
-    __slots__ = ("_loop", "_scheduled", "budget_s", "clock", "started", "urgent", "waiting")
+    __slots__ = (
+        "__weakref__",
+        "_scheduled",
+        "budget_s",
+        "clock",
+        "loop",
+        "started",
+        "urgent",
+        "waiting",
+    )
 
     def __init__(
-        self, budget_s: float = TURN_BUDGET_S, clock: Callable[[], float] = time.perf_counter
+        self,
+        loop: asyncio.AbstractEventLoop,
+        budget_s: float = TURN_BUDGET_S,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
+        self.loop = loop
         self.budget_s = budget_s
         self.clock = clock
         self.started = 0.0
         self.waiting: deque[_Deferring] = deque()
         self.urgent: deque[_Deferring] = deque()
         self._scheduled = False
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     def admit(self, connection: _Deferring) -> bool:
         """Whether a request read now may be parsed now (else ``defer`` it)."""
         now = self.clock()
-        if connection.loop is not self._loop:  # a new event loop: nothing of the old one
-            self.waiting.clear()
-            self.urgent.clear()
-            self._scheduled = False
         if not self._scheduled:  # the turn's first read; its callbacks run after polling
             self._scheduled = True
             self.started = now
-            self._loop = connection.loop
-            self._loop.call_soon(self._next_turn)
+            self.loop.call_soon(self._next_turn)
         return not (self.waiting or self.urgent) and now - self.started < self.budget_s
 
     def defer(self, connection: _Deferring, urgent: bool = False) -> None:
@@ -450,23 +484,38 @@ class _Turn:
         started = self.started = self.clock()
         urgent, waiting = self.urgent, self.waiting
         oldest_next = True
-        while urgent or waiting:  # at least one per turn
-            if urgent:
-                connection = urgent.popleft()
-            elif started - waiting[0].deferred_at < waiting[0].patience_s:
-                connection = waiting.popleft()
-            else:  # overloaded: see the class
-                connection = waiting.popleft() if oldest_next else waiting.pop()
-                oldest_next = not oldest_next
-            connection.take_back()
-            if self.clock() - started >= self.budget_s:
-                break
-        self._scheduled = bool(urgent or waiting)
-        if self._scheduled and self._loop is not None:  # the rest next turn, even if idle
-            self._loop.call_soon(self._next_turn)
+        try:
+            while urgent or waiting:  # at least one per turn
+                # GETs first, for half the budget at most: a flood of them starves no one.
+                if urgent and (not waiting or self.clock() - started < self.budget_s / 2):
+                    connection = urgent.popleft()
+                elif started - waiting[0].deferred_at < waiting[0].patience_s:
+                    connection = waiting.popleft()
+                else:  # overloaded: see the class
+                    connection = waiting.popleft() if oldest_next else waiting.pop()
+                    oldest_next = not oldest_next
+                try:
+                    connection.take_back()
+                except Exception:  # that connection is dropped, the turns go on
+                    log.exception("parsing a deferred request failed")
+                    connection.close()
+                if self.clock() - started >= self.budget_s:
+                    break
+        finally:
+            self._scheduled = bool(urgent or waiting)
+            if self._scheduled:  # the rest next turn, even if idle
+                self.loop.call_soon(self._next_turn)
 
 
-_TURN = _Turn()
+_TURNS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turn] = weakref.WeakKeyDictionary()
+
+
+def _turn_of(loop: asyncio.AbstractEventLoop) -> _Turn:
+    """The turns of ``loop``: one per event loop, shared by all its connections."""
+    turn = _TURNS.get(loop)
+    if turn is None:
+        turn = _TURNS[loop] = _Turn(loop)
+    return turn
 
 
 class _HeaderBlocks:
