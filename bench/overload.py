@@ -32,12 +32,14 @@ from envs import BENCH_DIR, package_versions
 from loadgen import Measurement, measure, write_script
 from memory import MIB, RssSampler
 from report import Run, finish, preamble
-from servers import ServerError, running, upload_skops, verify, wait_model_ready
+from servers import ServerError, get_text, running, upload_skops, verify, wait_model_ready
 from systems import (
     HOST,
     MODERATE_MODEL,
+    Context,
     Reference,
     Server,
+    build_asgi_ceiling,
     free_port,
     modelport_command,
     predict_endpoint,
@@ -218,7 +220,8 @@ def measure_overload(
             notes["rss_after_2s"] = rss.sample()
             notes["rss_peak"] = rss.peak
         notes["probe"] = probe_summary(prober)
-        measure_ceiling_flood(args, python, wrk, work_dir, script, connections, notes)
+        context = Context(python, work_dir, model_dir, reference, admin_key, "moderate")
+        measure_ceiling_flood(args, context, wrk, script, connections, notes)
         o = notes["overload"]
         print(
             f"   overload c={connections}: {o['rps']:,.0f} answers/s, "
@@ -233,14 +236,8 @@ def longest_in_server(port: int, headers: dict[str, str]) -> dict[str, float]:
     per outcome (`modelport_request_longest_seconds` in /metrics; since the model loaded,
     so the earlier points count too): what the server controls, without the time a
     request spent unread in the kernel."""
-    connection = http.client.HTTPConnection(HOST, port, timeout=10.0)
-    try:
-        connection.request("GET", "/metrics", headers=headers)
-        text = connection.getresponse().read().decode()
-    finally:
-        connection.close()
     longest = {}
-    for line in text.splitlines():
+    for line in (get_text(port, "/metrics", headers) or "").splitlines():
         if line.startswith("modelport_request_longest_seconds{") and MODERATE_MODEL in line:
             outcome = line.split('outcome="')[1].split('"')[0]
             longest[outcome] = float(line.rsplit(" ", 1)[1])
@@ -249,9 +246,8 @@ def longest_in_server(port: int, headers: dict[str, str]) -> dict[str, float]:
 
 def measure_ceiling_flood(
     args: argparse.Namespace,
-    python: Path,
+    context: Context,
     wrk: str,
-    work_dir: Path,
     script: Path,
     connections: int,
     notes: dict[str, Any],
@@ -259,16 +255,8 @@ def measure_ceiling_flood(
     """The raw ASGI app (a constant answer, no model, no parsing) under the same number of
     connections, probed the same way, after ModelPort has stopped: what any Python server
     on this core does with that many connections."""
-    port = free_port()
-    argv = [
-        str(python),
-        *("-m", "uvicorn", "asgi_ceiling:app", "--app-dir", str(BENCH_DIR / "peers")),
-        *("--host", HOST, "--port", str(port), "--loop", "uvloop", "--http", "httptools"),
-        *("--lifespan", "off", "--no-access-log", "--log-level", "warning"),
-        *("--backlog", "4096"),
-    ]
-    server = Server(argv, work_dir, port, (), "/", {})
-    log = work_dir / "logs" / "overload-asgi-ceiling.log"
+    server = build_asgi_ceiling(context)
+    log = context.work_dir / "logs" / "overload-asgi-ceiling.log"
     print(f"\n== the raw ASGI app under the same {connections} connections", flush=True)
     wrk_timeout = max(5.0, 20 * args.overload_timeout)
     with (
@@ -276,10 +264,10 @@ def measure_ceiling_flood(
         RssSampler(pid, args.client_core) as rss,
     ):
         rss.mark()
-        with Prober(port, args.client_core) as prober:
+        with Prober(server.port, args.client_core) as prober:
             flood = measure(
                 wrk,
-                f"http://{HOST}:{port}/",
+                f"http://{HOST}:{server.port}{server.endpoints[0].path}",
                 script,
                 connections,
                 args.duration,

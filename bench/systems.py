@@ -439,6 +439,8 @@ def build_asgi_ceiling(ctx: Context) -> Server:
         "--no-access-log",
         "--log-level",
         "warning",
+        "--backlog",  # ModelPort's own listen backlog: floods meet the same kernel queue
+        "4096",
     ]
     constant = Endpoint("constant", "/predict", predict_endpoint(ctx.row).body, None)
     return Server(argv, ctx.work_dir, port, (constant,))

@@ -129,12 +129,12 @@ class DirectHttpProtocol(HttpToolsProtocol):
     __slots__ = (
         "_answering",
         "_deferred",
-        "_deferred_at",
         "_fast",
         "_paused_for_writes",
         "_reading",
         "_turn",
         "_waited",
+        "deferred_at",
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -147,7 +147,8 @@ class DirectHttpProtocol(HttpToolsProtocol):
         self._paused_for_writes = False
         self._deferred: bytes | None = None
         """Bytes read past the turn's budget, parsed when ``_Turn`` takes them back."""
-        self._deferred_at = 0.0
+        self.deferred_at = 0.0
+        """When the deferred bytes were read (``time.perf_counter``)."""
         self._waited = 0.0
         """While deferred bytes are parsed: how long they waited."""
         self._turn = _turn_of(self.loop)
@@ -161,7 +162,7 @@ class DirectHttpProtocol(HttpToolsProtocol):
             super().data_received(data)
         else:
             self._deferred = data
-            self._deferred_at = time.perf_counter()
+            self.deferred_at = time.perf_counter()
             if self._fast is not None:
                 self._fast.services.deferred_reads += 1
             self._unset_keepalive_if_required()  # a request has come; it waits its turn
@@ -184,10 +185,6 @@ class DirectHttpProtocol(HttpToolsProtocol):
             self.take_back()
         super().shutdown()
 
-    @property
-    def deferred_at(self) -> float:
-        return self._deferred_at
-
     def close(self) -> None:
         self._deferred = None
         self.transport.close()
@@ -204,7 +201,7 @@ class DirectHttpProtocol(HttpToolsProtocol):
         transport = self.transport
         if data is None or transport.is_closing():
             return
-        self._waited = time.perf_counter() - self._deferred_at
+        self._waited = time.perf_counter() - self.deferred_at
         try:
             super().data_received(data)
         finally:
@@ -403,9 +400,8 @@ the batch these requests make, their answers and the loop's timers."""
 class _Deferring(Protocol):
     """What ``_Turn`` needs of a connection."""
 
-    @property
-    def deferred_at(self) -> float:
-        """When its bytes were read (``time.perf_counter``)."""
+    deferred_at: float
+    """When its bytes were read (``time.perf_counter``)."""
 
     @property
     def patience_s(self) -> float:
@@ -483,13 +479,15 @@ class _Turn:
     def _next_turn(self) -> None:
         started = self.started = self.clock()
         urgent, waiting = self.urgent, self.waiting
+        # Every connection of a server has the server's timeout: asked once per turn.
+        patience = waiting[0].patience_s if waiting else math.inf
         oldest_next = True
         try:
             while urgent or waiting:  # at least one per turn
                 # GETs first, for half the budget at most: a flood of them starves no one.
                 if urgent and (not waiting or self.clock() - started < self.budget_s / 2):
                     connection = urgent.popleft()
-                elif started - waiting[0].deferred_at < waiting[0].patience_s:
+                elif started - waiting[0].deferred_at < patience:
                     connection = waiting.popleft()
                 else:  # overloaded: see the class
                     connection = waiting.popleft() if oldest_next else waiting.pop()
